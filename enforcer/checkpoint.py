@@ -1,0 +1,127 @@
+"""Signed ledger checkpoints in the C2SP tlog-checkpoint format, kept outside the database.
+
+A checkpoint is a signed note (C2SP signed-note): the body is three lines — origin, tree size in
+decimal, base64 of the RFC 6962 root — then a blank line and one signature line per signer:
+``— <name> <base64(key id || Ed25519 signature over the body)>``. Files live in
+``state/checkpoints/<size>.txt``; Ed25519 is deterministic, so two processes checkpointing the
+same size write identical bytes.
+
+    cp = Checkpoint(origin="phasegate/abcd", size=3, root=b"...32 bytes...")
+    text = cp.sign(signer)
+    Checkpoint.parse(text, verifier)  # -> cp, or raises CheckpointError
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .keys import Signer, Verifier
+
+__all__ = ["Checkpoint", "CheckpointError", "latest", "list_checkpoints", "write"]
+
+_EM_DASH = "\u2014"
+_FILE = re.compile(r"^(\d{12})\.txt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is malformed or its signature does not verify; `kind` says which."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+
+    def body(self) -> str:
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+
+    def sign(self, signer: Signer) -> str:
+        """The signed note text."""
+        body = self.body()
+        sig = signer.sign(body.encode())
+        blob = base64.b64encode(signer.verifier.key_id + sig).decode()
+        return f"{body}\n{_EM_DASH} {signer.name} {blob}\n"
+
+    @classmethod
+    def parse(cls, text: str, verifier: Verifier) -> Checkpoint:
+        """Parse a signed note and check the signature of `verifier` on it."""
+        body, sep, sigs = text.partition("\n\n")
+        if not sep:
+            raise CheckpointError("format", "no blank line between body and signatures")
+        body += "\n"
+        lines = body.split("\n")
+        if len(lines) < 4:
+            raise CheckpointError("format", "body needs origin, size and root lines")
+        origin, size_text, root_text = lines[0], lines[1], lines[2]
+        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+            raise CheckpointError("format", f"bad tree size {size_text!r}")
+        try:
+            root = base64.b64decode(root_text, validate=True)
+        except binascii.Error as e:
+            raise CheckpointError("format", f"bad root hash: {e}") from e
+        if len(root) != 32:
+            raise CheckpointError("format", "root hash is not 32 bytes")
+        for line in sigs.splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] != _EM_DASH or parts[1] != verifier.name:
+                continue
+            try:
+                blob = base64.b64decode(parts[2], validate=True)
+            except binascii.Error:
+                continue
+            if blob[:4] == verifier.key_id and verifier.verify(blob[4:], body.encode()):
+                return cls(origin=origin, size=int(size_text), root=root)
+        raise CheckpointError("signature", "no valid signature by the ledger key")
+
+
+def _path(directory: Path, size: int) -> Path:
+    return directory / f"{size:012d}.txt"
+
+
+def write(directory: Path, checkpoint: Checkpoint, signer: Signer) -> Path:
+    """Write the signed checkpoint atomically (temp file, fsync, rename); returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = _path(directory, checkpoint.size)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cp-")
+    try:
+        os.write(fd, checkpoint.sign(signer).encode())
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(size, path) of every checkpoint file, ascending by size."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        m = _FILE.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry))
+    return sorted(found)
+
+
+def latest(directory: Path, verifier: Verifier) -> Checkpoint | None:
+    """The newest checkpoint, parsed and signature-checked, or None when there is none."""
+    found = list_checkpoints(directory)
+    if not found:
+        return None
+    return Checkpoint.parse(found[-1][1].read_text(), verifier)

@@ -1,0 +1,179 @@
+"""Configuration from ``phasegate.toml``, validated by pydantic: unknown keys and bad values are
+errors that name the key; with no file at all every default holds.
+
+Lookup order: an explicit path, else ``$PHASEGATE_CONFIG``, else ``phasegate.toml`` in the state
+directory, else ``./phasegate.toml``, else none.
+
+    config = load_config(None, state_dir=Path("state"))
+    config.leases.ttl_s     # 300
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InvalidArgumentError
+from .phases import Phase
+
+__all__ = [
+    "ActorConfig",
+    "Config",
+    "GateConfig",
+    "config_path",
+    "load_config",
+]
+
+Role = Literal["viewer", "operator", "admin"]
+PhaseName = Literal[
+    "STRATEGIZE", "SPEC", "PLAN", "THINK", "IMPLEMENT", "VERIFY", "REVIEW", "PR", "MONITOR"
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Section):
+    durability: Literal["FULL", "NORMAL"] = "FULL"
+    busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 10_000
+
+
+class LedgerConfig(_Section):
+    checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+
+
+class VerifyConfig(_Section):
+    # argv, never a shell string; {junit} is replaced by the path of the JUnit XML report.
+    command: Annotated[list[str], Field(min_length=1)] = [
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "--junitxml={junit}",
+    ]
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600
+    # Where the command runs; relative paths are taken from the server's working directory.
+    cwd: str = "."
+    # Keep only this much of the combined output in build_output.log.
+    max_log_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+
+
+class LeaseConfig(_Section):
+    ttl_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+
+
+class AttestationConfig(_Section):
+    error_phases: list[PhaseName] = ["VERIFY", "REVIEW", "MONITOR"]
+
+
+class GateConfig(_Section):
+    """Per-phase gate: which artifacts must be present and valid to leave the phase."""
+
+    artifacts: list[str]
+    # VERIFY: accept only server-produced results whose subject is the current IMPLEMENT diff.
+    require_server_results: bool = True
+
+
+class ReviewConfig(_Section):
+    thresholds: dict[str, Annotated[int, Field(ge=1, le=5)]] = {
+        "readability": 3,
+        "maintainability": 3,
+        "performance": 3,
+        "security": 3,
+        "governance": 3,
+    }
+
+
+class ActorConfig(_Section):
+    role: Role = "operator"
+    token_sha256: str | None = None
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and (
+            len(value) != 64 or any(c not in "0123456789abcdef" for c in value)
+        ):
+            raise ValueError("must be 64 lowercase hex characters (sha256 of the token)")
+        return value
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8765
+
+
+class Config(_Section):
+    store: StoreConfig = StoreConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    verify: VerifyConfig = VerifyConfig()
+    leases: LeaseConfig = LeaseConfig()
+    attestation: AttestationConfig = AttestationConfig()
+    gates: dict[PhaseName, GateConfig] = {}
+    review: ReviewConfig = ReviewConfig()
+    actors: dict[str, ActorConfig] = {}
+    server: ServerConfig = ServerConfig()
+    # Router table overrides: tool name -> phases where it is allowed (issue-level contract).
+    tools: dict[
+        str,
+        list[
+            Literal[
+                "STRATEGIZE",
+                "SPEC",
+                "PLAN",
+                "THINK",
+                "IMPLEMENT",
+                "VERIFY",
+                "REVIEW",
+                "PR",
+                "MONITOR",
+                "DONE",
+            ]
+        ],
+    ] = {}
+
+    def error_phases(self) -> frozenset[Phase]:
+        return frozenset(Phase[p] for p in self.attestation.error_phases)
+
+
+def config_path(explicit: Path | None, state_dir: Path | None) -> Path | None:
+    """The file the lookup order selects, or None."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("PHASEGATE_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in ([state_dir / "phasegate.toml"] if state_dir else []) + [
+        Path("phasegate.toml")
+    ]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None = None, *, state_dir: Path | None = None) -> Config:
+    """Load and validate; raises InvalidArgumentError naming the file and the bad key."""
+    path = config_path(explicit, state_dir)
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot read config {path}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidArgumentError(f"{path}: not valid TOML: {e}") from e
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise InvalidArgumentError(
+            f"{path}: invalid configuration: {problems}", details={"path": str(path)}
+        ) from e

@@ -1,0 +1,229 @@
+"""The store: one small interface over the database, and its SQLite implementation.
+
+A unit of work is a plain function of a `Tx`; the store runs it whole inside one
+``BEGIN IMMEDIATE`` transaction (or one read snapshot) on the database thread, so a domain
+operation — check the lease, check the gate, append to the ledger, update the projection — costs
+one thread hop and one commit. A PostgreSQL store satisfies the same `Store` protocol: the SQL
+here is portable (``?`` placeholders are translated there, TEXT hashes, no SQLite-only syntax
+outside the migrations' triggers).
+
+    store = await SqliteStore.open(state_dir / "phasegate.db", durability="FULL")
+    head = await store.write(lambda tx: tx.one("SELECT count(*) FROM ledger"))
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+import aiosqlite
+
+from .errors import PhasegateError, StoreError
+
+__all__ = ["MIGRATIONS", "Durability", "SqliteStore", "Store", "Tx", "open_readonly"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Durability = Literal["FULL", "NORMAL"]
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """What a unit of work may do with the database."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the number of rows changed."""
+        ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class Store(Protocol):
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in one write transaction: all of it commits, or none of it."""
+        ...
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` over one consistent snapshot; it must not write."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# Versioned migrations: applied in order, each in its own transaction, recorded in
+# schema_version. Never edit a released migration; add a new one.
+MIGRATIONS: list[str] = [
+    # 1: the ledger. Hashes are lowercase hex; `entry` holds the exact RFC 8785 bytes hashed.
+    """
+    CREATE TABLE ledger (
+        seq       INTEGER PRIMARY KEY,
+        prev      TEXT NOT NULL,
+        leaf_hash TEXT NOT NULL UNIQUE,
+        entry     BLOB NOT NULL,
+        ts        TEXT NOT NULL,
+        type      TEXT NOT NULL,
+        task      TEXT,
+        trace_id  TEXT
+    );
+    CREATE INDEX ledger_task ON ledger(task, seq);
+    CREATE INDEX ledger_trace ON ledger(trace_id);
+    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+    """,
+]
+
+
+class _SqliteTx:
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else tuple(row)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+
+def _configure(conn: sqlite3.Connection, durability: Durability, busy_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"cannot switch the database to WAL (got {mode})")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'FULL' else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
+    """Apply pending migrations; safe when several processes open a fresh file at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = int(row[0] or 0)
+        if current > len(migrations):
+            raise StoreError(
+                f"database schema version {current} is newer than this phasegate "
+                f"({len(migrations)}); upgrade phasegate"
+            )
+        for version in range(current + 1, len(migrations) + 1):
+            for statement in _statements(migrations[version - 1]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+        return len(migrations)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    out, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+class SqliteStore:
+    """The embedded default: one SQLite file in WAL mode, reached through aiosqlite's thread."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path, durability: Durability) -> None:
+        self._conn = conn
+        self.path = path
+        self.durability = durability
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        durability: Durability = "FULL",
+        busy_timeout_ms: int = 10_000,
+        migrations: Sequence[str] | None = None,
+    ) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at `path`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the database {path}: {e}") from e
+        store = cls(conn, path, durability)
+        try:
+            await store._run(_configure, durability, busy_timeout_ms)
+            await store._run(_migrate, MIGRATIONS if migrations is None else migrations)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # aiosqlite runs `fn(conn, ...)` on its own thread: the whole unit of work is one hop.
+        def call() -> T:
+            return fn(self._conn._conn, *args)
+
+        try:
+            result: T = await self._conn._execute(call)  # type: ignore[no-untyped-call]
+            return result
+        except PhasegateError:
+            raise
+        except sqlite3.Error as e:
+            raise StoreError(f"database error: {e}") from e
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        def unit(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(_SqliteTx(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._run(unit)
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        def unit(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(_SqliteTx(conn))
+            finally:
+                conn.execute("ROLLBACK")
+
+        return await self._run(unit)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A synchronous read-only connection for the offline verifier and the CLI."""
+    if not path.is_file():
+        raise StoreError(f"no database at {path}")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the database {path}: {e}") from e
+    return conn

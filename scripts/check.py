@@ -1,0 +1,32 @@
+"""Every check CI runs, in one place: lint, types, then the whole test suite.
+
+Run from the repository root: ``python scripts/check.py``. Exits non-zero on the first failure;
+pytest's "no tests collected" (exit 5) is a failure too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+STEPS: list[tuple[str, list[str]]] = [
+    ("ruff", [sys.executable, "-m", "ruff", "check", "."]),
+    ("mypy", [sys.executable, "-m", "mypy"]),
+    ("pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
+]
+
+
+def main() -> int:
+    for name, argv in STEPS:
+        print(f"== {name}: {' '.join(argv[1:])}", flush=True)
+        code = subprocess.call(argv)
+        if code != 0:
+            why = "no tests were collected" if name == "pytest" and code == 5 else f"exit {code}"
+            print(f"== {name} FAILED ({why})", flush=True)
+            return code or 1
+    print("== all checks passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

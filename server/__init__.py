@@ -1,0 +1,1 @@
+"""phasegate's MCP face and CLI: adapts the enforcer, decides nothing of its own."""
