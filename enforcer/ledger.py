@@ -4,8 +4,8 @@ An entry is a JSON object canonicalised with RFC 8785; the exact bytes are store
 an RFC 6962 leaf, ``leaf_hash = sha256(0x00 || bytes)``. Each entry names the previous leaf hash
 (``prev``; 64 zeros at seq 0) and its own contiguous ``seq``. Appends read the chain head inside
 the caller's ``BEGIN IMMEDIATE`` transaction, so concurrent writers — threads or processes —
-serialise on the database lock and can never fork the chain; the primary key on ``seq`` and the
-unique leaf hash are a second line of defence.
+serialise on the database lock and can never fork the chain; the primary key on ``seq`` is a
+second line of defence.
 
     entry = await ledger.append(actor="alice", type="task.started", subject={"task": "T1"})
     await ledger.checkpoint()   # signs the RFC 6962 root into state/checkpoints/

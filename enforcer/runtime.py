@@ -15,18 +15,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import projection
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .keys import Signer
 from .ledger import CheckpointPolicy, Ledger
 from .paths import StatePaths
-from .store import MIGRATIONS, SqliteStore
+from .store import MIGRATIONS as LEDGER_MIGRATIONS
+from .store import SqliteStore
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["MIGRATIONS", "Runtime", "open_runtime"]
 
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "phasegate"
+# Schema versions in order: 1 the ledger, 2 the projection of it.
+MIGRATIONS: list[str] = [*LEDGER_MIGRATIONS, projection.SCHEMA]
 
 
 @dataclass(frozen=True, slots=True)

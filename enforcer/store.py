@@ -23,7 +23,16 @@ import aiosqlite
 
 from .errors import PhasegateError, StoreError
 
-__all__ = ["MIGRATIONS", "Durability", "SqliteStore", "Store", "Tx", "open_readonly"]
+__all__ = [
+    "MIGRATIONS",
+    "Durability",
+    "SqliteStore",
+    "SqliteTx",
+    "Store",
+    "Tx",
+    "migrate",
+    "open_readonly",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE ledger (
         seq       INTEGER PRIMARY KEY,
         prev      TEXT NOT NULL,
-        leaf_hash TEXT NOT NULL UNIQUE,
+        leaf_hash TEXT NOT NULL,
         entry     BLOB NOT NULL,
         ts        TEXT NOT NULL,
         type      TEXT NOT NULL,
@@ -72,7 +81,7 @@ MIGRATIONS: list[str] = [
         trace_id  TEXT
     );
     CREATE INDEX ledger_task ON ledger(task, seq);
-    CREATE INDEX ledger_trace ON ledger(trace_id);
+    CREATE INDEX ledger_trace ON ledger(trace_id) WHERE trace_id IS NOT NULL;
     CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
         BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
     CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
@@ -81,7 +90,7 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class _SqliteTx:
+class SqliteTx:
     __slots__ = ("_conn",)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -107,7 +116,7 @@ def _configure(conn: sqlite3.Connection, durability: Durability, busy_ms: int) -
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
     """Apply pending migrations; safe when several processes open a fresh file at once."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -169,7 +178,7 @@ class SqliteStore:
         store = cls(conn, path, durability)
         try:
             await store._run(_configure, durability, busy_timeout_ms)
-            await store._run(_migrate, MIGRATIONS if migrations is None else migrations)
+            await store._run(migrate, MIGRATIONS if migrations is None else migrations)
         except BaseException:
             await conn.close()
             raise
@@ -192,7 +201,7 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(_SqliteTx(conn))
+                result = fn(SqliteTx(conn))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -206,7 +215,7 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN")
             try:
-                return fn(_SqliteTx(conn))
+                return fn(SqliteTx(conn))
             finally:
                 conn.execute("ROLLBACK")
 

@@ -1,0 +1,158 @@
+"""The records the enforcer hands out: callers, tasks, leases, evidence, reports.
+
+All immutable; `as_dict` gives the JSON shape the MCP tools and the CLI return.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .errors import InvalidArgumentError
+from .phases import Phase
+
+__all__ = [
+    "TASK_ID",
+    "Caller",
+    "EvidenceRecord",
+    "GateProblem",
+    "GateReport",
+    "LeaseView",
+    "Role",
+    "TaskView",
+    "check_task_id",
+    "ledger_seq_var",
+    "trace_id_var",
+]
+
+Role = Literal["viewer", "operator", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# The trace id of the call in progress; the server sets it, ledger entries carry it in refs.
+trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "phasegate_trace_id", default=None
+)
+# The seq of the last ledger entry the current call committed; spans carry it.
+ledger_seq_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "phasegate_ledger_seq", default=None
+)
+
+
+def check_task_id(task: object) -> str:
+    if not isinstance(task, str) or not TASK_ID.match(task):
+        raise InvalidArgumentError(
+            "task id must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+            hint="use the id task_start returned, or task_list to find it",
+            details={"argument": "task"},
+        )
+    return task
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: holder identity is actor + instance, never an MCP session id."""
+
+    actor: str
+    role: Role = "operator"
+    instance: str = "default"
+    pid: int | None = None
+    host: str | None = None
+
+    @property
+    def holder(self) -> str:
+        return f"{self.actor}/{self.instance}"
+
+    def at_least(self, role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseView:
+    task: str
+    phase: str
+    holder: str | None
+    actor: str | None
+    instance: str | None
+    lease_id: str | None
+    fencing_token: int
+    expires_at: str | None
+    active: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    task: str
+    phase: str
+    name: str
+    epoch: int
+    sha256: str
+    size: int
+    producer: Literal["agent", "server"]
+    subject_sha256: str | None
+    valid: bool
+    problems: tuple[str, ...]
+    seq: int
+    ts: str
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["problems"] = list(self.problems)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class GateProblem:
+    artifact: str
+    code: Literal["EVIDENCE_MISSING", "EVIDENCE_INVALID"]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class GateReport:
+    phase: str
+    epoch: int
+    required: tuple[str, ...]
+    problems: tuple[GateProblem, ...] = field(default_factory=tuple)
+    digests: tuple[str, ...] = field(default_factory=tuple)  # sha256 of each recorded artifact
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "epoch": self.epoch,
+            "required": list(self.required),
+            "passed": self.passed,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    task: str
+    title: str
+    phase: Phase
+    epoch: int
+    created_at: str
+    created_by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "title": self.title,
+            "phase": self.phase.value,
+            "epoch": self.epoch,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
