@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import rfc8785
 
 from .errors import InvalidArgumentError
 
-__all__ = ["MAX_SAFE_INT", "decode", "encode", "is_canonical"]
+__all__ = [
+    "MAX_SAFE_INT",
+    "decode",
+    "decode_many",
+    "encode",
+    "first_non_canonical",
+    "is_canonical",
+]
 
 MAX_SAFE_INT = 2**53 - 1
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # lead byte of a 4-byte UTF-8 sequence
@@ -35,8 +43,13 @@ def encode(value: Any) -> bytes:
         if _ASTRAL.search(raw):
             raw = bytes(rfc8785.dumps(value))
         back = decode(raw)
-    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError, TypeError,
-            RecursionError) as e:
+    except (
+        rfc8785.CanonicalizationError,
+        UnicodeEncodeError,
+        ValueError,
+        TypeError,
+        RecursionError,
+    ) as e:
         raise InvalidArgumentError(f"not a ledger value: {e}") from e
     if back != value:
         raise InvalidArgumentError(
@@ -45,16 +58,25 @@ def encode(value: Any) -> bytes:
     return raw
 
 
+# Built once: json.dumps/json.loads with keyword arguments build a new encoder/decoder per call,
+# which costs more than encoding a small entry. Without `check_circular` a cyclic value ends in
+# RecursionError, which `encode` refuses like any other non-ledger value.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    check_circular=False,
+)
+
+
 def _fast(value: Any) -> bytes:
     """Sorted-key compact JSON: byte-equal to RFC 8785 for float-free values whose text has no
     character outside the BMP (JCS sorts keys by UTF-16 code units; Python by code points, which
     agree inside the BMP; both escape exactly the control characters, quote and backslash, with
     the same short forms and lowercase hex). The equivalence is property-tested against rfc8785.
     """
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return text.encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _no_float(text: str) -> Any:
@@ -68,9 +90,51 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_bounded_int, parse_constant=_no_float)
+# For batches in which no integer can be unsafe: Python's own int parsing, no per-int callback.
+_DECODER_SAFE_INTS = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+# Every integer beyond ±(2**53 - 1) has at least 16 digits; a batch without a run of 16 digits
+# (seen through this table as a run of b"1") has none.
+_DIGITS = bytes.maketrans(b"0123456789", b"1111111111")
+_SIXTEEN_DIGITS = b"1" * 16
+
+
+def _decode_with(decoder: json.JSONDecoder, raw: bytes) -> Any:
+    text = bytes(raw).decode("utf-8")
+    try:
+        value, end = decoder.raw_decode(text)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
+    if end != len(text):
+        raise ValueError(f"trailing data at offset {end}")
+    return value
+
+
 def decode(raw: bytes) -> Any:
-    """Parse ledger bytes, refusing floats, NaN/Infinity and unsafe integers (ValueError)."""
-    return json.loads(raw, parse_float=_no_float, parse_int=_bounded_int, parse_constant=_no_float)
+    """Parse ledger bytes: exactly one JSON value in strict UTF-8, no surrounding whitespace.
+
+    Raises ValueError for invalid UTF-8 or JSON, floats, NaN/Infinity, integers outside
+    ±(2**53 - 1), trailing data, and nesting too deep for the parser.
+    """
+    return _decode_with(_DECODER, raw)
+
+
+def decode_many(raws: Sequence[bytes]) -> tuple[list[Any], ValueError | None]:
+    """Decode `raws` in order exactly as `decode` would, stopping at the first that fails.
+
+    Returns the values decoded and the error of the one that failed (None when all decoded).
+    A batch holding no run of 16 digits cannot hold an unsafe integer, so it is parsed without a
+    Python callback per integer; any other batch takes the exact path.
+    """
+    joined = b"".join(raws)
+    decoder = _DECODER if _SIXTEEN_DIGITS in joined.translate(_DIGITS) else _DECODER_SAFE_INTS
+    values: list[Any] = []
+    for raw in raws:
+        try:
+            values.append(_decode_with(decoder, raw))
+        except ValueError as e:
+            return values, e
+    return values, None
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:
@@ -82,8 +146,35 @@ def is_canonical(raw: bytes, value: Any) -> bool:
     Verification of a large ledger runs several times faster this way.
     """
     try:
-        if _ASTRAL.search(raw):
+        if not raw.isascii() and _ASTRAL.search(raw):
             return bytes(rfc8785.dumps(value)) == raw
         return _fast(value) == raw
-    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError):
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError, RecursionError):
         return False
+
+
+def first_non_canonical(raws: Sequence[bytes], values: Sequence[Any]) -> int | None:
+    """Index of the first `raws[i]` that is not the RFC 8785 encoding of `values[i]`, or None.
+
+    Precondition: each `values[i]` was decoded from the whole of `raws[i]` (as `decode` does).
+    The batch is encoded as one JSON array and compared with the raws joined the same way: one
+    C call and one comparison instead of one per entry. Equal joins imply equal parts, because a
+    complete JSON text that parses whole cannot be a proper prefix of another such text (objects,
+    arrays, strings and literals end on their own delimiter; a canonical integer has one form).
+    Batches holding characters outside the BMP, or that differ, are checked entry by entry.
+    """
+    if len(raws) != len(values):
+        raise ValueError("raws and values differ in length")
+    if not raws:
+        return None
+    joined = b"[" + b",".join(raws) + b"]"
+    if joined.isascii() or not _ASTRAL.search(joined):
+        try:
+            if _ENCODER.encode(list(values)).encode("utf-8") == joined:
+                return None
+        except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+            pass
+    for index, (raw, value) in enumerate(zip(raws, values, strict=True)):
+        if not is_canonical(raw, value):
+            return index
+    return None

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidArgumentError
+from .evidence import check_name
 from .phases import Phase
 
 __all__ = [
@@ -78,6 +79,17 @@ class GateConfig(_Section):
     artifacts: list[str]
     # VERIFY: accept only server-produced results whose subject is the current IMPLEMENT diff.
     require_server_results: bool = True
+
+    @field_validator("artifacts")
+    @classmethod
+    def _plain_names(cls, value: list[str]) -> list[str]:
+        # A name evidence_put refuses could never be recorded: the gate would never pass.
+        for name in value:
+            try:
+                check_name(name)
+            except InvalidArgumentError as e:
+                raise ValueError(f"{name[:40]!r} is not a plain file name") from e
+        return value
 
 
 class ReviewConfig(_Section):

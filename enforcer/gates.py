@@ -79,7 +79,14 @@ def _sections(text: str) -> list[tuple[int, str, list[str]]]:
 
 
 def _list_items(lines: list[str]) -> int:
-    return sum(1 for line in lines if _LIST_ITEM.match(line))
+    """List items outside code fences (a `- x` line inside a fence is code, not an item)."""
+    count, fenced = 0, False
+    for line in lines:
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and _LIST_ITEM.match(line):
+            count += 1
+    return count
 
 
 def _headings(required: tuple[str, ...]) -> Callable[[bytes], list[str]]:
@@ -152,6 +159,8 @@ class TestResults(_Strict):
     duration_s: Annotated[float, Field(ge=0)]
     subject_sha256: str | None
     command: list[str]
+    # Why verify_run got no usable results (timeout, command_not_found, no_junit_report, ...).
+    reason: str | None = None
 
 
 class _Score(BaseModel):
@@ -179,6 +188,8 @@ class SmokeResults(BaseModel):
 def _json_model(model: type[BaseModel], data: bytes) -> BaseModel | list[str]:
     try:
         return model.model_validate(json.loads(data))
+    except RecursionError:  # e.g. 2 MB of '[': a refusal, not a crash
+        return ["not JSON: nested too deeply"]
     except (ValueError, UnicodeDecodeError) as e:
         if isinstance(e, ValidationError):
             return [
@@ -193,6 +204,8 @@ def _test_results(data: bytes) -> list[str]:
         return parsed
     assert isinstance(parsed, TestResults)
     problems = []
+    if parsed.reason:
+        problems.append(f"verification failed: {parsed.reason}")
     if parsed.exit_code != 0:
         problems.append(f"exit code {parsed.exit_code}")
     if parsed.failed or parsed.errors:

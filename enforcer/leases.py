@@ -98,8 +98,15 @@ class Leases:
         return None if found is None else LeaseRow(*found)
 
     def _grant_data(
-        self, ops: Ops, task: str, phase: str, prev: LeaseRow | None, *,
-        implicit: bool, ttl_s: int | None = None, takeover: str | None = None,
+        self,
+        ops: Ops,
+        task: str,
+        phase: str,
+        prev: LeaseRow | None,
+        *,
+        implicit: bool,
+        ttl_s: int | None = None,
+        takeover: str | None = None,
     ) -> dict[str, Any]:
         token = (prev.token if prev else 0) + 1
         caller = ops.caller
@@ -118,11 +125,20 @@ class Leases:
         return data
 
     def _grant(
-        self, tx: Tx, ops: Ops, task: str, phase: str, prev: LeaseRow | None, *,
-        implicit: bool, ttl_s: int | None = None, takeover: str | None = None,
+        self,
+        tx: Tx,
+        ops: Ops,
+        task: str,
+        phase: str,
+        prev: LeaseRow | None,
+        *,
+        implicit: bool,
+        ttl_s: int | None = None,
+        takeover: str | None = None,
     ) -> LeaseRow:
-        data = self._grant_data(ops, task, phase, prev, implicit=implicit, ttl_s=ttl_s,
-                                takeover=takeover)
+        data = self._grant_data(
+            ops, task, phase, prev, implicit=implicit, ttl_s=ttl_s, takeover=takeover
+        )
         ops.emit(tx, Record("lease.acquired", {"task": task, "phase": phase}, data))
         granted = self.row(tx, task, phase)
         assert granted is not None
@@ -162,7 +178,9 @@ class Leases:
         """
         row = self.row(tx, task, phase)
         caller = ops.caller
-        if token is not None and (row is None or row.token != token):
+        # A presented token must name a lease that is still held: after a break (or a release)
+        # the row keeps its token, but the lease it named is over and must fence the write.
+        if token is not None and (row is None or row.token != token or row.actor is None):
             raise StaleTokenError(
                 f"fencing token {token} is not the current one for {task} {phase}",
                 hint="your lease was replaced; call lease_acquire and retry with the new token",
@@ -261,9 +279,7 @@ class Leases:
         )
         return row
 
-    def hand_over(
-        self, tx: Tx, ops: Ops, task: str, old: str, new: str | None
-    ) -> dict[str, Any]:
+    def hand_over(self, tx: Tx, ops: Ops, task: str, old: str, new: str | None) -> dict[str, Any]:
         """The lease part of a phase move, carried inside the phase entry itself: release the
         caller's lease on `old` and grant them `new` when it is free (one entry per move)."""
         row = self.row(tx, task, old)

@@ -80,6 +80,14 @@ CREATE TABLE counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE controls (
+    name   TEXT PRIMARY KEY,
+    active INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    ts     TEXT NOT NULL,
+    seq    INTEGER NOT NULL
+);
 """
 
 TABLES: dict[str, str] = {
@@ -89,6 +97,7 @@ TABLES: dict[str, str] = {
     "baselines": "task, phase, version",
     "attestations": "task, phase",
     "counters": "name",
+    "controls": "name",
 }
 
 # Ledger entry type -> the process counters it increments (DESIGN.md, Telemetry).
@@ -229,7 +238,19 @@ def _attested(
     )
 
 
+def _control(tx: Tx, e: LedgerEntry) -> None:
+    d = e.fields["data"]
+    tx.execute(
+        "INSERT INTO controls (name, active, reason, actor, ts, seq) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET active = excluded.active, reason = excluded.reason,"
+        " actor = excluded.actor, ts = excluded.ts, seq = excluded.seq",
+        (d["control"], 1 if d["active"] else 0, d["reason"], e.actor, e.ts, e.seq),
+    )
+
+
 _APPLY: dict[str, Callable[[Tx, LedgerEntry], None]] = {
+    "control.freeze_changed": _control,
+    "control.pause_changed": _control,
     "task.started": _task_started,
     "phase.advanced": _phase_moved,
     "phase.backtracked": _phase_moved,

@@ -407,8 +407,7 @@ class Enforcer:
                 Record(
                     "phase.advanced",
                     {"task": task, "phase": view.phase.value},
-                    {"from": view.phase.value, "to": target.value, "epoch": view.epoch,
-                     **handed},
+                    {"from": view.phase.value, "to": target.value, "epoch": view.epoch, **handed},
                     {"evidence": list(gate.digests)},
                 ),
             )
@@ -613,11 +612,17 @@ class Enforcer:
 
     # ----------------------------------------------------------------- leases
 
-    async def lease_acquire(self, caller: Caller, task: str, ttl_s: int | None = None) -> LeaseView:
-        if ttl_s is not None and (not isinstance(ttl_s, int) or not 1 <= ttl_s <= 86_400):
+    @staticmethod
+    def _ttl_arg(ttl_s: int | None) -> None:
+        if ttl_s is not None and (
+            isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= 86_400
+        ):
             raise InvalidArgumentError(
                 "ttl_s must be an integer from 1 to 86400", details={"argument": "ttl_s"}
             )
+
+    async def lease_acquire(self, caller: Caller, task: str, ttl_s: int | None = None) -> LeaseView:
+        self._ttl_arg(ttl_s)
 
         def run(tx: Tx, ops: Ops) -> LeaseView:
             view = self._task_row(tx, task)
@@ -626,6 +631,8 @@ class Enforcer:
         return await self._transact(caller, run)
 
     async def lease_renew(self, caller: Caller, task: str, ttl_s: int | None = None) -> LeaseView:
+        self._ttl_arg(ttl_s)
+
         def run(tx: Tx, ops: Ops) -> LeaseView:
             view = self._task_row(tx, task)
             return self.leases.renew(tx, ops, task, view.phase.value, ttl_s).view(ops.ts)
@@ -712,6 +719,63 @@ class Enforcer:
             return {"task": task, "phase": ph, "version": version, "sha256": new}
 
         return await self._transact(caller, run)
+
+    # ----------------------------------------------------------------- controls
+
+    async def route_facts(self, task: str | None) -> tuple[Phase | None, bool]:
+        """(the phase of `task` or None when it does not exist, whether frozen), one snapshot."""
+
+        def run(tx: Tx) -> tuple[Phase | None, bool]:
+            frozen = tx.one("SELECT active FROM controls WHERE name = 'freeze'")
+            row = None if task is None else tx.one("SELECT phase FROM tasks WHERE task = ?",
+                                                    (task,))
+            return (None if row is None else Phase(row[0])), bool(frozen and frozen[0])
+
+        return await self.store.read(run)
+
+    async def controls(self) -> dict[str, Any]:
+        """Freeze and promotion-pause state. Raises StoreError when unreadable: callers must
+        then refuse (fail closed)."""
+        rows = await self.store.read(
+            lambda tx: tx.all("SELECT name, active, reason, actor, ts, seq FROM controls")
+        )
+        found = {r[0]: r for r in rows}
+
+        def one(name: str) -> dict[str, Any]:
+            r = found.get(name)
+            if r is None:
+                return {"active": False}
+            return {"active": bool(r[1]), "reason": r[2], "actor": r[3], "since": r[4], "seq": r[5]}
+
+        freeze, pause = one("freeze"), one("promotions_paused")
+        return {
+            "frozen": freeze["active"],
+            "promotions_paused": pause["active"],
+            "freeze": freeze,
+            "pause": pause,
+        }
+
+    async def set_control(
+        self, caller: Caller, control: str, active: bool, reason: str
+    ) -> dict[str, Any]:
+        """Admin: set the global freeze (`freeze`) or the promotion pause (`promotions_paused`)."""
+        self._admin(caller, f"change {control}")
+        if control not in ("freeze", "promotions_paused"):
+            raise InvalidArgumentError(f"unknown control {control!r}")
+        reason = _text_arg(reason, "reason", MAX_REASON)
+        kind = "control.freeze_changed" if control == "freeze" else "control.pause_changed"
+        await self._transact(
+            caller,
+            lambda tx, ops: ops.emit(
+                tx,
+                Record(
+                    kind,
+                    {"control": control},
+                    {"control": control, "active": active, "reason": reason},
+                ),
+            ),
+        )
+        return await self.controls()
 
     # ----------------------------------------------------------------- audit
 

@@ -12,6 +12,7 @@ entries (a ledger re-chained with recomputed hashes fails here).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,13 +23,14 @@ from . import canonical, checkpoint
 from .checkpoint import CheckpointError
 from .errors import LedgerFaultError, StoreError
 from .keys import Verifier
-from .ledger import GENESIS_PREV
+from .ledger import ENTRY_VERSION, GENESIS_PREV
 from .merkle import Frontier
 from .store import open_readonly
 
 __all__ = ["VerifyReport", "verify_rows", "verify_state"]
 
-_REQUIRED = ("v", "seq", "prev", "ts", "actor", "type", "subject", "data", "refs")
+_REQUIRED = frozenset(("v", "seq", "prev", "ts", "actor", "type", "subject", "data", "refs"))
+_BATCH = 4096  # rows parsed, then checked for canonical form with one encoder call
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,112 @@ class VerifyReport:
         }
 
 
+def _well_formed(fields: Any) -> bool:
+    """The shape `append_entry` writes: every field present with its JSON type.
+
+    ``type(x) is int`` matters: ``True == 1`` in Python, so a boolean ``seq`` would otherwise
+    pass the position check.
+    """
+    return (
+        type(fields) is dict
+        and fields.keys() >= _REQUIRED
+        and type(fields["v"]) is int
+        and 1 <= fields["v"] <= ENTRY_VERSION
+        and type(fields["seq"]) is int
+        and type(fields["prev"]) is str
+        and type(fields["ts"]) is str
+        and type(fields["actor"]) is str
+        and type(fields["type"]) is str
+        and type(fields["subject"]) is dict
+        and type(fields["data"]) is dict
+        and type(fields["refs"]) is dict
+    )
+
+
+class _Chain:
+    """Running state of a verification: position, previous leaf hash, Merkle frontier."""
+
+    __slots__ = ("expected", "frontier", "prev", "signed")
+
+    def __init__(self, signed: dict[int, bytes]) -> None:
+        self.expected = 0
+        self.prev = GENESIS_PREV
+        self.frontier = Frontier()
+        self.signed = signed
+
+    def check(self, batch: list[tuple[int, str, str, bytes]]) -> None:
+        """Check one batch of rows in order; raises LedgerFaultError at the first fault.
+
+        Every entry is parsed first (stopping at the first that does not parse), the parsed
+        batch is checked for canonical form in one go, then each row is checked in order, so
+        the fault reported is always the first one in seq order.
+        """
+        raws: list[bytes] = []
+        stored_as = ""
+        for row in batch:
+            raw = row[3]
+            if type(raw) is not bytes:  # a BLOB column can be made to hold TEXT or a number
+                stored_as = type(raw).__name__
+                break
+            raws.append(raw)
+        values, error = canonical.decode_many(raws)
+        parsed = len(values)
+        if error is not None:
+            parse_error = f"entry is not ledger JSON: {error}"
+        else:
+            parse_error = f"entry is stored as {stored_as}, not as bytes"
+        bad = canonical.first_non_canonical(raws[:parsed], values)
+        sha = hashlib.sha256
+        append = self.frontier.append
+        signed = self.signed
+        expected, prev = self.expected, self.prev
+        try:
+            for index, (seq, stored_prev, stored_leaf, raw) in enumerate(batch):
+                if seq != expected:
+                    raise LedgerFaultError(
+                        "seq",
+                        f"entry at position {expected} has seq {seq} (gap or reorder)",
+                        seq=expected,
+                    )
+                if index == parsed:
+                    raise LedgerFaultError("canonical", str(parse_error), seq=seq)
+                fields = values[index]
+                if not _well_formed(fields):
+                    raise LedgerFaultError(
+                        "schema", "entry lacks required fields or has the wrong types", seq=seq
+                    )
+                if index == bad:
+                    raise LedgerFaultError("canonical", "bytes are not RFC 8785 canonical", seq=seq)
+                if fields["seq"] != seq:
+                    raise LedgerFaultError(
+                        "seq",
+                        f"entry says seq {fields['seq']} but sits at {seq} (reordered)",
+                        seq=seq,
+                    )
+                leaf = sha(b"\x00" + raw).digest()
+                if leaf.hex() != stored_leaf:
+                    raise LedgerFaultError(
+                        "hash", "stored leaf hash differs from the bytes", seq=seq
+                    )
+                if fields["prev"] != prev or stored_prev != prev:
+                    raise LedgerFaultError(
+                        "link", "prev does not name the previous leaf hash", seq=seq
+                    )
+                prev = stored_leaf
+                append(leaf)
+                expected += 1
+                want = signed.get(expected)
+                if want is not None and self.frontier.root() != want:
+                    raise LedgerFaultError(
+                        "root",
+                        f"root over the first {expected} entries differs from the signed"
+                        " checkpoint (the ledger was rewritten)",
+                        seq=expected - 1,
+                    )
+        finally:
+            self.expected, self.prev = expected, prev
+
+
 def verify_rows(
     rows: Iterable[tuple[int, str, str, bytes]],
     signed: dict[int, bytes] | None = None,
@@ -55,49 +163,16 @@ def verify_rows(
     """Check a stream of (seq, prev, leaf_hash, entry) rows; returns (count, root).
 
     `signed` maps checkpoint sizes to their signed roots; each is compared when the stream
-    reaches that size. Raises LedgerFaultError at the first fault.
+    reaches that size. Raises LedgerFaultError at the first fault, checking per entry, in this
+    order: seq position, parse (strict UTF-8 JSON, no floats, integers within ±(2**53 - 1)),
+    schema, RFC 8785 canonical form, the entry's own seq, leaf hash, prev link, and the signed
+    root when a checkpoint size is reached.
     """
-    signed = signed or {}
-    frontier = Frontier()
-    prev = GENESIS_PREV
-    sha = hashlib.sha256
-    expected = 0
-    for seq, stored_prev, stored_leaf, raw in rows:
-        raw = bytes(raw)
-        if seq != expected:
-            kind = "seq"
-            raise LedgerFaultError(
-                kind, f"entry at position {expected} has seq {seq} (gap or reorder)", seq=expected
-            )
-        try:
-            fields = canonical.decode(raw)
-        except ValueError as e:
-            raise LedgerFaultError("canonical", f"entry is not ledger JSON: {e}", seq=seq) from e
-        if not isinstance(fields, dict) or any(k not in fields for k in _REQUIRED):
-            raise LedgerFaultError("schema", "entry lacks required fields", seq=seq)
-        if not canonical.is_canonical(raw, fields):
-            raise LedgerFaultError("canonical", "bytes are not RFC 8785 canonical", seq=seq)
-        if fields["seq"] != seq:
-            raise LedgerFaultError(
-                "seq", f"entry says seq {fields['seq']} but sits at {seq} (reordered)", seq=seq
-            )
-        leaf = sha(b"\x00" + raw).digest()
-        if leaf.hex() != stored_leaf:
-            raise LedgerFaultError("hash", "stored leaf hash differs from the bytes", seq=seq)
-        if fields["prev"] != prev or stored_prev != prev:
-            raise LedgerFaultError("link", "prev does not name the previous leaf hash", seq=seq)
-        prev = stored_leaf
-        frontier.append(leaf)
-        expected += 1
-        want = signed.get(expected)
-        if want is not None and frontier.root() != want:
-            raise LedgerFaultError(
-                "root",
-                f"root over the first {expected} entries differs from the signed checkpoint"
-                " (the ledger was rewritten)",
-                seq=expected - 1,
-            )
-    return expected, frontier.root()
+    chain = _Chain(dict(signed or {}))
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, _BATCH)):
+        chain.check(batch)
+    return chain.expected, chain.frontier.root()
 
 
 def _rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str, bytes]]:

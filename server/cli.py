@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from enforcer.config import load_config
 from enforcer.errors import LedgerFaultError, PhasegateError, StoreError
+from enforcer.model import Caller
 from enforcer.paths import default_state_dir
 
 EXIT_OK = 0
@@ -106,6 +110,174 @@ def _ledger_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .app import ServeOptions, build_server
+
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = load_config(args.config, state_dir=args.state_dir)
+    http = None
+    if args.http:
+        host = args.host or config.server.host
+        port = args.port or config.server.port
+        http = (host, port)
+    server = build_server(
+        ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
+    )
+    if http is None:
+        server.run()
+    else:
+        if not config.actors or not any(a.token_sha256 for a in config.actors.values()):
+            print(
+                "error: --http needs [actors.NAME] token_sha256 entries in phasegate.toml"
+                " (phasegate token hash TOKEN prints one)",
+                file=sys.stderr,
+            )
+            return EXIT_UNREADABLE
+        server.run("streamable-http", host=http[0], port=http[1])
+    return EXIT_OK
+
+
+def _supervisor(args: argparse.Namespace) -> Caller:
+    """CLI callers are admins: whoever can run the CLI on the state directory owns it."""
+    name = args.actor or os.environ.get("USER") or "supervisor"
+    return Caller(actor=name, role="admin", instance=f"cli-{os.getpid()}", pid=os.getpid())
+
+
+def _with_enforcer(args: argparse.Namespace, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+    from enforcer.runtime import open_runtime
+    from enforcer.service import Enforcer
+
+    async def run() -> Any:
+        async with open_runtime(args.state_dir, config_path=args.config) as rt:
+            return await fn(Enforcer(rt))
+
+    return asyncio.run(run())
+
+
+def _status(args: argparse.Namespace) -> int:
+    async def run(e: Any) -> dict[str, Any]:
+        if args.task:
+            return dict((await e.task_status(args.task)).as_dict())
+        return {
+            "tasks": await e.task_list(),
+            "controls": await e.controls(),
+            "counters": await e.counters(),
+        }
+
+    result = _with_enforcer(args, run)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif args.task:
+        print(f"{result['task']}  {result['phase']}  epoch {result['epoch']}  {result['title']}")
+        lease = result["lease"] or {}
+        print(
+            f"  lease: {lease.get('holder') if lease.get('active') else 'free'}"
+            f" (token {lease.get('fencing_token')}, expires {lease.get('expires_at')})"
+        )
+        print(
+            f"  gate {'passes' if result['gate']['passed'] else 'blocked'};"
+            f" drift: {result['drift'] or 'none'}"
+        )
+        for hint in result["hints"]:
+            print(f"  - {hint}")
+    else:
+        c = result["controls"]
+        print(f"frozen: {c['frozen']}   promotions paused: {c['promotions_paused']}")
+        for t in result["tasks"]:
+            print(
+                f"{t['task']:<28} {t['phase']:<11} epoch {t['epoch']:<3}"
+                f" {t['holder'] or '-':<30} {t['title']}"
+            )
+        if result["counters"]:
+            print(
+                "counters: " + ", ".join(f"{k}={v}" for k, v in sorted(result["counters"].items()))
+            )
+    return EXIT_OK
+
+
+def _evidence_list(args: argparse.Namespace) -> int:
+    records = _with_enforcer(args, lambda e: e.evidence_list(args.task, args.phase))
+    rows = [r.as_dict() for r in records]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    for r in [] if args.json else rows:
+        mark = "ok " if r["valid"] else "BAD"
+        print(
+            f"{mark} {r['phase']:<11} {r['name']:<26} e{r['epoch']} {r['producer']:<6}"
+            f" {r['sha256'][:16]} {r['size']}B"
+        )
+    return EXIT_OK
+
+
+def _evidence_show(args: argparse.Namespace) -> int:
+    rec, data = _with_enforcer(args, lambda e: e.evidence_read(args.task, args.phase, args.name))
+    if args.json:
+        print(
+            json.dumps(
+                {"record": rec.as_dict(), "content": data.decode("utf-8", "replace")}, indent=2
+            )
+        )
+    else:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+    return EXIT_OK
+
+
+def _lease_break(args: argparse.Namespace) -> int:
+    result = _with_enforcer(
+        args, lambda e: e.lease_break(_supervisor(args), args.task, args.reason, args.phase)
+    )
+    _emit(
+        args,
+        result,
+        f"lease on {result['task']} {result['phase']}: "
+        + (f"broken (was {result['holder']})" if result["broken"] else "was not held"),
+    )
+    return EXIT_OK
+
+
+def _control(control: str, active: bool) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        result = _with_enforcer(
+            args, lambda e: e.set_control(_supervisor(args), control, active, args.reason)
+        )
+        _emit(
+            args,
+            result,
+            f"frozen: {result['frozen']}   promotions paused: {result['promotions_paused']}",
+        )
+        return EXIT_OK
+
+    return run
+
+
+def _rebaseline(args: argparse.Namespace) -> int:
+    prompt = None if args.prompt_file is None else Path(args.prompt_file).read_text()
+    result = _with_enforcer(
+        args,
+        lambda e: e.prompt_rebaseline(
+            _supervisor(args), args.task, args.reason, prompt, args.phase
+        ),
+    )
+    _emit(
+        args,
+        result,
+        f"{result['task']} {result['phase']}: baseline v{result['version']}"
+        f" {result['sha256'][:16]}",
+    )
+    return EXIT_OK
+
+
+def _token_hash(args: argparse.Namespace) -> int:
+    from .auth import token_sha256
+
+    print(token_sha256(args.token))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phasegate", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -117,7 +289,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--config", type=Path, default=None, help="phasegate.toml to use")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--actor", default=None, help="who you are (default: $USER)")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP with bearer tokens")
+    p.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("status", parents=[common], help="tasks, controls and counters")
+    p.add_argument("task", nargs="?", default=None)
+    p.set_defaults(handler=_status)
+
+    evidence = sub.add_parser("evidence", help="read evidence")
+    esub = evidence.add_subparsers(dest="evidence_command", required=True)
+    p = esub.add_parser("list", parents=[common], help="artifacts of a task")
+    p.add_argument("task")
+    p.add_argument("--phase", default=None)
+    p.set_defaults(handler=_evidence_list)
+    p = esub.add_parser("show", parents=[common], help="one artifact's content")
+    p.add_argument("task")
+    p.add_argument("phase")
+    p.add_argument("name")
+    p.set_defaults(handler=_evidence_show)
+
+    lease = sub.add_parser("lease", help="supervise leases")
+    lsub_ = lease.add_subparsers(dest="lease_command", required=True)
+    p = lsub_.add_parser("break", parents=[common], help="end the lease on a task's phase")
+    p.add_argument("task")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--phase", default=None, help="default: the task's current phase")
+    p.set_defaults(handler=_lease_break)
+
+    for name, control, active, text in (
+        ("freeze", "freeze", True, "stop every mutating tool (kill switch)"),
+        ("unfreeze", "freeze", False, "lift the freeze"),
+        ("pause", "promotions_paused", True, "pause module promotions"),
+        ("resume", "promotions_paused", False, "resume module promotions"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("--reason", required=True)
+        p.set_defaults(handler=_control(control, active))
+
+    attest = sub.add_parser("attest", help="prompt attestation")
+    asub = attest.add_subparsers(dest="attest_command", required=True)
+    p = asub.add_parser(
+        "rebaseline",
+        parents=[common],
+        help="accept the last reported prompt (or --prompt-file) as baseline",
+    )
+    p.add_argument("task")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--phase", default=None)
+    p.add_argument("--prompt-file", default=None)
+    p.set_defaults(handler=_rebaseline)
+
+    token = sub.add_parser("token", help="HTTP bearer tokens")
+    tsub = token.add_subparsers(dest="token_command", required=True)
+    p = tsub.add_parser("hash", help="print sha256(token) for [actors.NAME] token_sha256")
+    p.add_argument("token")
+    p.set_defaults(handler=_token_hash, state_dir=None, json=False)
 
     ledger = sub.add_parser("ledger", help="read and verify the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)

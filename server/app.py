@@ -1,0 +1,266 @@
+"""Building the MCP server: lifespan, the router as middleware, the tool catalogue, resources.
+
+The router runs as SDK middleware, before the SDK validates arguments, so a bad argument gets
+phasegate's structured INVALID_ARGUMENT body rather than a bare validation message; the tool
+functions registered with the SDK (for `tools/list`: schemas, annotations, descriptions) route
+through the same router when called directly, so there is no second path.
+
+    server = build_server(ServeOptions(state_dir=Path("state")))
+    server.run()  # stdio
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, ToolAnnotations
+from opentelemetry import trace
+
+from enforcer.clock import Clock
+from enforcer.config import Config, load_config
+from enforcer.model import Caller
+from enforcer.runtime import open_runtime
+from enforcer.service import Enforcer
+
+from .auth import ConfigTokenVerifier
+from .catalogue import ToolSpec, tool_table
+from .journal import Journal
+from .router import Router
+from .tools import HANDLERS
+
+__all__ = ["AppState", "ServeOptions", "build_server"]
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+phasegate governs your work on a task: STRATEGIZE → SPEC → PLAN → THINK → IMPLEMENT → VERIFY →
+REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
+1. task_start(title) creates a task and gives you its lease; task_status(task) says what the
+   current phase's gate needs, which tools are allowed now, and your lease.
+2. In each phase write the required artifact with evidence_put(task, name, content), then
+   phase_advance(task). A refusal is a result with error.code and error.hint: do what the hint says.
+3. IMPLEMENT needs git_diff.patch (your unified diff); in VERIFY call verify_run(task): the server
+   runs the tests itself, results you write do not count.
+4. To go back, phase_backtrack(task, to, reason); later phases then need fresh evidence.
+5. prompt_attest(task, prompt) once per phase with the instructions you work under.
+6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer)."""
+
+_INSTANCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class ServeOptions:
+    state_dir: Path
+    config_path: Path | None = None
+    config: Config | None = None
+    actor: str | None = None
+    clock: Clock | None = None
+    http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass
+class AppState:
+    enforcer: Enforcer
+    router: Router
+    config: Config
+    options: ServeOptions
+
+    def caller(self, ctx: ServerRequestContext[Any, Any] | None) -> Caller:
+        """Who is calling: the bearer token's actor over HTTP, else --actor / the client name."""
+        token = get_access_token()
+        if token is not None:
+            role = token.scopes[0] if token.scopes else "viewer"
+            headers = getattr(ctx.request, "headers", None) if ctx is not None else None
+            instance = (headers or {}).get("x-phasegate-instance", "http")
+            if not _INSTANCE.match(instance):
+                instance = "http"
+            return Caller(token.client_id, role, instance)  # type: ignore[arg-type]
+        actor = self.options.actor
+        if actor is None and ctx is not None:
+            params = ctx.session.client_params
+            name = params.client_info.name if params is not None else None
+            actor = re.sub(r"[^A-Za-z0-9._-]", "-", name or "")[:64] or None
+        actor = actor or "agent"
+        configured = self.config.actors.get(actor)
+        role = configured.role if configured is not None else "operator"
+        return Caller(actor, role, self.options.instance, os.getpid(), socket.gethostname())
+
+
+def _state(ctx: Context) -> AppState:
+    return cast(AppState, ctx.request_context.lifespan_context)
+
+
+def _trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+class RouterMiddleware:
+    """Routes every `tools/call` for a catalogue tool; everything else passes through."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method != "tools/call" or not ctx.params:
+            return await call_next(ctx)
+        name = ctx.params.get("name")
+        if name not in self.names:
+            return await call_next(ctx)
+        state: AppState = ctx.lifespan_context
+        arguments = ctx.params.get("arguments")
+        return await state.router.call(
+            str(name), {} if arguments is None else arguments, state.caller(ctx), _trace_id()
+        )
+
+
+def _tool_function(spec: ToolSpec) -> Any:
+    """A function whose signature is the tool's argument model (for the SDK's schemas)."""
+
+    async def call(ctx: Context, **kwargs: Any) -> CallToolResult:
+        state = _state(ctx)
+        arguments = {k: v for k, v in kwargs.items() if v is not None}
+        return await state.router.call(
+            spec.name, arguments, state.caller(ctx.request_context), _trace_id()
+        )
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+    for fname, f in spec.args.model_fields.items():
+        default = inspect.Parameter.empty if f.is_required() else f.default
+        annotation = f.annotation
+        if f.metadata:
+            annotation = Annotated[(annotation, *f.metadata)]  # type: ignore[assignment]
+        params.append(
+            inspect.Parameter(
+                fname, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+            )
+        )
+    returns = Annotated[CallToolResult, spec.result]
+    call.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+    call.__name__ = spec.name
+    call.__doc__ = spec.description
+    return call
+
+
+def build_server(options: ServeOptions) -> MCPServer[AppState]:
+    config = options.config or load_config(options.config_path, state_dir=options.state_dir)
+    table = tool_table(dict(config.tools))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
+            enforcer = Enforcer(rt)
+            router = Router(enforcer, table, HANDLERS, Journal(rt.paths.evidence))
+            ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
+            try:
+                yield AppState(enforcer, router, config, options)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+
+    server: MCPServer[AppState] = MCPServer(
+        name="phasegate",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        middleware=[RouterMiddleware(frozenset(table))],
+        **_auth_kwargs(config, options),
+    )
+    for spec in table.values():
+        server.add_tool(
+            _tool_function(spec),
+            name=spec.name,
+            description=spec.description,
+            annotations=ToolAnnotations(
+                read_only_hint=spec.read_only,
+                destructive_hint=spec.destructive if not spec.read_only else None,
+                idempotent_hint=spec.idempotent,
+                open_world_hint=False,
+            ),
+        )
+    _add_resources(server)
+    return server
+
+
+async def _checkpoint_ticker(enforcer: Enforcer) -> None:
+    """Sign a checkpoint when the policy's interval passes with unsigned entries."""
+    interval = max(1.0, enforcer.config.ledger.checkpoint_interval_s / 2)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await enforcer.after_write()
+        except Exception:
+            logger.exception("periodic checkpoint failed")
+
+
+def _add_resources(server: MCPServer[AppState]) -> None:
+    import json
+
+    @server.resource(
+        "phasegate://tasks/{task}/status",
+        mime_type="application/json",
+        description="task_status as a resource",
+    )
+    async def task_status_resource(task: str, ctx: Context) -> str:
+        state = _state(ctx)
+        return json.dumps((await state.enforcer.task_status(task)).as_dict())
+
+    @server.resource(
+        "phasegate://tasks/{task}/evidence/{phase}/{name}", description="one evidence artifact"
+    )
+    async def evidence_resource(task: str, phase: str, name: str, ctx: Context) -> str:
+        state = _state(ctx)
+        _, data = await state.enforcer.evidence_read(task, phase, name)
+        return data.decode("utf-8", "replace")
+
+    @server.resource(
+        "phasegate://ledger/tail/{limit}",
+        mime_type="application/json",
+        description="the newest `limit` ledger entries (at most 1000)",
+    )
+    async def ledger_tail_resource(limit: str, ctx: Context) -> str:
+        state = _state(ctx)
+        count = int(limit) if limit.isdigit() else 50
+        return json.dumps([e.as_dict() for e in await state.enforcer.ledger.tail(count)])
+
+
+def _auth_kwargs(config: Config, options: ServeOptions) -> dict[str, Any]:
+    """Bearer-token auth when serving HTTP; stdio needs none (the client started us)."""
+    if options.http is None:
+        return {}
+    host, port = options.http
+    base = f"http://{host}:{port}"
+    return {
+        "token_verifier": ConfigTokenVerifier(config),
+        "auth": AuthSettings.model_validate(
+            {"issuer_url": base, "resource_server_url": f"{base}/mcp"}
+        ),
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("phasegate")
+    except PackageNotFoundError:
+        return "0.0.0"

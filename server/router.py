@@ -1,0 +1,259 @@
+"""The tool router: the single choke point every agent tool call passes through.
+
+For each call, in order: validate the arguments against the tool's model; check the caller's
+role; refuse a mutating call that names no task; for calls that change state or are limited to
+some phases, read the task's phase and the global freeze in one snapshot and refuse a frozen
+or out-of-phase call; then run the handler (whose enforcer call checks the lease in the same
+transaction as its write). Every outcome is journaled to
+``state/evidence/<TASK>/journal.jsonl``; every refusal becomes a structured error result,
+is ledgered as ``tool.rejected`` (so it is counted by code) and changes nothing else. An
+unexpected exception becomes INTERNAL with a correlation id that is also in the server log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_types import CallToolResult, TextContent
+from pydantic import ValidationError
+
+from enforcer.clock import rfc3339
+from enforcer.errors import (
+    ForbiddenError,
+    FrozenError,
+    InvalidArgumentError,
+    NotFoundError,
+    OutOfPhaseError,
+    PhasegateError,
+    StoreError,
+)
+from enforcer.model import Caller, ledger_seq_var, trace_id_var
+from enforcer.ops import Record
+from enforcer.phases import Phase
+from enforcer.service import Enforcer
+
+from .catalogue import ALL_PHASES, Handler, ToolSpec
+from .journal import Journal
+
+__all__ = ["CallContext", "InternalError", "Router", "error_result"]
+
+logger = logging.getLogger(__name__)
+
+
+class InternalError(PhasegateError):
+    """An unexpected failure, reported with a correlation id instead of a traceback."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a handler gets: the enforcer, the caller, and the router facts about the call."""
+
+    enforcer: Enforcer
+    caller: Caller
+    router: Router
+    phase: Phase | None
+
+
+def error_result(error: PhasegateError) -> CallToolResult:
+    body = error.to_body()
+    return CallToolResult(
+        is_error=True,
+        structured_content=body,
+        content=[TextContent(type="text", text=json.dumps(body))],
+    )
+
+
+def ok_result(payload: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(
+        structured_content=payload,
+        content=[TextContent(type="text", text=json.dumps(payload))],
+    )
+
+
+def _args_sha256(arguments: Any) -> str:
+    try:
+        raw = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        raw = repr(arguments)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _validation_error(spec: ToolSpec, e: ValidationError) -> InvalidArgumentError:
+    # Field names and error kinds only: the rejected values are the caller's data.
+    problems = [
+        {
+            "argument": ".".join(str(p) for p in err["loc"]) or "$",
+            "problem": err["type"],
+            "message": err["msg"],
+        }
+        for err in e.errors(include_input=False, include_url=False)
+    ][:10]
+    fields = {
+        name: (f.annotation.__name__ if isinstance(f.annotation, type) else str(f.annotation))
+        for name, f in spec.args.model_fields.items()
+    }
+    first = problems[0] if problems else {"argument": "$", "message": "invalid"}
+    return InvalidArgumentError(
+        f"{spec.name}: {first['argument']}: {first['message']}",
+        hint=f"{spec.name} takes {', '.join(fields) or 'no arguments'}",
+        details={"problems": problems},
+    )
+
+
+class Router:
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        table: Mapping[str, ToolSpec],
+        handlers: Mapping[str, Handler],
+        journal: Journal,
+    ) -> None:
+        missing = {t.handler_name for t in table.values()} - set(handlers)
+        if missing:
+            raise ValueError(f"tools without handlers: {sorted(missing)}")
+        self.enforcer = enforcer
+        self.table = dict(table)
+        self.handlers = dict(handlers)
+        self.journal = journal
+
+    def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
+        """Tools this caller may call on a task in `phase` (None: calls naming no task)."""
+        return [
+            t.name
+            for t in self.table.values()
+            if caller.at_least(t.role)
+            and (phase in t.phases if phase is not None else (t.read_only or t.creates_task))
+        ]
+
+    async def call(
+        self, name: str, arguments: Any, caller: Caller, trace_id: str | None = None
+    ) -> CallToolResult:
+        """Route one call and return the tool result (never raises for the caller's input)."""
+        started = time.perf_counter()
+        spec = self.table[name]
+        ledger_seq_var.set(None)
+        trace_id_var.set(trace_id)
+        task: str | None = None
+        task_exists = False
+        try:
+            if not isinstance(arguments, dict):
+                raise InvalidArgumentError(f"{name}: arguments must be an object")
+            try:
+                args = spec.args.model_validate(arguments)
+            except ValidationError as e:
+                raise _validation_error(spec, e) from None
+            task = getattr(args, "task", None)
+            if not caller.at_least(spec.role):
+                raise ForbiddenError(
+                    f"{name} needs the {spec.role} role; {caller.actor} is {caller.role}",
+                    hint="tools you may call: " + ", ".join(self.allowed_now(None, caller)),
+                    details={"role": caller.role, "required": spec.role},
+                )
+            if task is None and not spec.read_only and not spec.creates_task:
+                raise InvalidArgumentError(f"{name} changes state and must name a task")
+            phase: Phase | None = None
+            if not spec.read_only or spec.phases != ALL_PHASES:
+                phase, frozen = await self._facts(None if spec.creates_task else task)
+                task_exists = phase is not None
+                if frozen and not spec.read_only:
+                    raise FrozenError(
+                        "phasegate is frozen: no state may change",
+                        hint="read-only tools still work; a supervisor lifts the freeze"
+                        " (phasegate unfreeze)",
+                    )
+                if task is not None and phase is None and not spec.creates_task:
+                    raise NotFoundError(
+                        f"no task {task!r}",
+                        hint="task_list shows tasks; task_start creates one",
+                        details={"task": task},
+                    )
+                if phase is not None and phase not in spec.phases:
+                    raise OutOfPhaseError(
+                        f"{name} is not allowed in {phase.value}",
+                        hint="tools allowed now: " + ", ".join(self.allowed_now(phase, caller)),
+                        details={
+                            "phase": phase.value,
+                            "allowed_phases": sorted(p.value for p in spec.phases),
+                            "tools_allowed_now": self.allowed_now(phase, caller),
+                        },
+                    )
+            ctx = CallContext(self.enforcer, caller, self, phase)
+            payload = await self.handlers[spec.handler_name](ctx, args)
+            if task is not None:
+                task_exists = True
+            result = ok_result(spec.result.model_validate(payload).model_dump(mode="json"))
+            code = None
+        except PhasegateError as e:
+            error: PhasegateError = e
+            if isinstance(e, NotFoundError) and task is not None:
+                task_exists = False
+            elif task is not None and not isinstance(e, InvalidArgumentError):
+                task_exists = task_exists or await self._exists(task)
+            code = error.code
+        except Exception:
+            correlation = secrets.token_hex(8)
+            logger.exception("internal error in %s (correlation id %s)", name, correlation)
+            error = InternalError(
+                f"internal error (correlation id {correlation})",
+                hint="nothing was changed; retry, and report the correlation id if it persists",
+                details={"correlation_id": correlation},
+            )
+            code = error.code
+        if code is not None:
+            await self._record_rejection(
+                caller, spec, arguments, code, task if task_exists else None
+            )
+            result = error_result(error)
+        self.journal.write(
+            task if task_exists else None,
+            {
+                "ts": rfc3339(self.enforcer.clock.now()),
+                "actor": caller.actor,
+                "instance": caller.instance,
+                "tool": name,
+                "args_sha256": _args_sha256(arguments),
+                "outcome": "ok" if code is None else "refused",
+                "code": code,
+                "seq": ledger_seq_var.get(),
+                "trace_id": trace_id,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+        return result
+
+    async def _facts(self, task: str | None) -> tuple[Phase | None, bool]:
+        """(the task's phase or None, frozen) from one snapshot; unreadable controls freeze."""
+        try:
+            return await self.enforcer.route_facts(task)
+        except StoreError as e:
+            logger.error("controls unreadable, refusing mutating calls: %s", e)
+            return None, True
+
+    async def _exists(self, task: str) -> bool:
+        try:
+            phase, _ = await self.enforcer.route_facts(task)
+        except PhasegateError:
+            return False
+        return phase is not None
+
+    async def _record_rejection(
+        self, caller: Caller, spec: ToolSpec, arguments: Any, code: str, task: str | None
+    ) -> None:
+        try:
+            await self.enforcer.record(
+                caller,
+                Record(
+                    "tool.rejected",
+                    {"task": task} if task else {},
+                    {"tool": spec.name, "code": code, "args_sha256": _args_sha256(arguments)},
+                ),
+            )
+        except Exception:  # the refusal stands even when it cannot be ledgered
+            logger.exception("could not ledger tool.rejected for %s", spec.name)
