@@ -93,7 +93,7 @@ def _bounded_int(text: str) -> int:
 _DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_bounded_int, parse_constant=_no_float)
 # For batches in which no integer can be unsafe: Python's own int parsing, no per-int callback.
 _DECODER_SAFE_INTS = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
-# Every integer beyond ±(2**53 - 1) has at least 16 digits; a batch without a run of 16 digits
+# Every integer beyond ±(2**53 - 1) has at least 16 digits; bytes without a run of 16 digits
 # (seen through this table as a run of b"1") has none.
 _DIGITS = bytes.maketrans(b"0123456789", b"1111111111")
 _SIXTEEN_DIGITS = b"1" * 16
@@ -123,15 +123,14 @@ def decode_many(raws: Sequence[bytes]) -> tuple[list[Any], ValueError | None]:
     """Decode `raws` in order exactly as `decode` would, stopping at the first that fails.
 
     Returns the values decoded and the error of the one that failed (None when all decoded).
-    A batch holding no run of 16 digits cannot hold an unsafe integer, so it is parsed without a
-    Python callback per integer; any other batch takes the exact path.
+    An entry holding no run of 16 digits cannot hold an unsafe integer, so it is parsed without
+    a Python callback per integer; any other entry takes the exact path.
     """
-    joined = b"".join(raws)
-    decoder = _DECODER if _SIXTEEN_DIGITS in joined.translate(_DIGITS) else _DECODER_SAFE_INTS
     values: list[Any] = []
     for raw in raws:
+        unsafe_possible = _SIXTEEN_DIGITS in raw.translate(_DIGITS)
         try:
-            values.append(_decode_with(decoder, raw))
+            values.append(_decode_with(_DECODER if unsafe_possible else _DECODER_SAFE_INTS, raw))
         except ValueError as e:
             return values, e
     return values, None

@@ -121,6 +121,12 @@ class ServerConfig(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 8765
 
 
+class TelemetryConfig(_Section):
+    enabled: bool = True
+    # How often metrics are written; spans are batched and written about every second.
+    export_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     ledger: LedgerConfig = LedgerConfig()
@@ -131,6 +137,7 @@ class Config(_Section):
     review: ReviewConfig = ReviewConfig()
     actors: dict[str, ActorConfig] = {}
     server: ServerConfig = ServerConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     # Router table overrides: tool name -> phases where it is allowed (issue-level contract).
     tools: dict[
         str,

@@ -142,6 +142,7 @@ class Leases:
         ops.emit(tx, Record("lease.acquired", {"task": task, "phase": phase}, data))
         granted = self.row(tx, task, phase)
         assert granted is not None
+        ops.lease_token = granted.token
         return granted
 
     def _refuse_held(self, ops: Ops, row: LeaseRow) -> Refused:
@@ -189,6 +190,7 @@ class Leases:
         if row is not None and row.actor is not None:
             if row.held_by(caller):
                 if row.active(ops.ts):
+                    ops.lease_token = row.token
                     return row.token
                 raise self._refuse_expired(ops, row)
             if row.active(ops.ts) and not row.holder_gone():

@@ -23,6 +23,7 @@ __all__ = [
     "Role",
     "TaskView",
     "check_task_id",
+    "lease_token_var",
     "ledger_seq_var",
     "trace_id_var",
 ]
@@ -34,6 +35,10 @@ TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The trace id of the call in progress; the server sets it, ledger entries carry it in refs.
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "phasegate_trace_id", default=None
+)
+# The fencing token the current call's operation ran under; spans carry it.
+lease_token_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "phasegate_lease_token", default=None
 )
 # The seq of the last ledger entry the current call committed; spans carry it.
 ledger_seq_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(

@@ -44,12 +44,15 @@ class Ops:
     ts: str
     caller: Caller
     entries: list[LedgerEntry] = field(default_factory=list)
+    lease_token: int | None = None  # the fencing token the operation ran under
+    # Captured when the operation is created, on the caller's side: `emit` runs on the
+    # database thread, where the caller's context variables are not visible.
+    trace_id: str | None = field(default_factory=trace_id_var.get)
 
     def emit(self, tx: Tx, record: Record) -> LedgerEntry:
         refs = dict(record.refs)
-        trace = trace_id_var.get()
-        if trace:
-            refs["trace_id"] = trace
+        if self.trace_id:
+            refs["trace_id"] = self.trace_id
         entry = append_entry(
             tx,
             ts=self.ts,

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .evidence import EvidenceFiles, check_name
 from .gates import DEFAULT_GATES, RESERVED_SERVER_ARTIFACTS, check_artifact, shape_hint
+from .instruments import count_committed, tracer
 from .leases import Leases
 from .ledger import LedgerEntry
 from .model import (
@@ -49,6 +50,7 @@ from .model import (
     LeaseView,
     TaskView,
     check_task_id,
+    lease_token_var,
     ledger_seq_var,
 )
 from .ops import Ops, Record, Refused
@@ -145,9 +147,12 @@ class Enforcer:
         return result
 
     def _committed(self, ops: Ops) -> None:
+        if ops.lease_token is not None:
+            lease_token_var.set(ops.lease_token)
         if ops.last_seq is not None:
             self.ledger.observe(ops.last_seq)
             ledger_seq_var.set(ops.last_seq)
+            count_committed(ops.entries)
 
     async def after_write(self) -> None:
         """Sign a checkpoint when the policy says so (call after mutating operations)."""
@@ -328,6 +333,17 @@ class Enforcer:
     async def phase_advance(
         self, caller: Caller, task: str, to: str | None = None, token: int | None = None
     ) -> StatusReport:
+        with tracer.start_as_current_span(
+            "agent.state.transition",
+            attributes={"phasegate.task.id": task, "phasegate.move": "advance"},
+        ) as span:
+            report = await self._advance(caller, task, to, token)
+            span.set_attribute("phasegate.phase", report.task.phase.value)
+            return report
+
+    async def _advance(
+        self, caller: Caller, task: str, to: str | None, token: int | None
+    ) -> StatusReport:
         def run(tx: Tx, ops: Ops) -> StatusReport:
             view = self._task_row(tx, task)
             if view.phase is Phase.DONE:
@@ -417,6 +433,17 @@ class Enforcer:
 
     async def phase_backtrack(
         self, caller: Caller, task: str, to: str, reason: str, token: int | None = None
+    ) -> StatusReport:
+        with tracer.start_as_current_span(
+            "agent.state.transition",
+            attributes={"phasegate.task.id": task, "phasegate.move": "backtrack"},
+        ) as span:
+            report = await self._backtrack(caller, task, to, reason, token)
+            span.set_attribute("phasegate.phase", report.task.phase.value)
+            return report
+
+    async def _backtrack(
+        self, caller: Caller, task: str, to: str, reason: str, token: int | None
     ) -> StatusReport:
         target = _phase_arg(to)
         reason = _text_arg(reason, "reason", MAX_REASON)
@@ -585,9 +612,20 @@ class Enforcer:
 
         phase, epoch, subject, lease_token = await self._transact(caller, prepare)
         cwd = Path(self.config.verify.cwd)
-        run = await run_verification(
-            list(self.config.verify.command), cwd, timeout, self.config.verify.max_log_bytes
-        )
+        with tracer.start_as_current_span(
+            "agent.verify", attributes={"phasegate.task.id": task}
+        ) as span:
+            run = await run_verification(
+                list(self.config.verify.command), cwd, timeout, self.config.verify.max_log_bytes
+            )
+            span.set_attributes(
+                {
+                    "phasegate.verify.exit_code": run.exit_code,
+                    "phasegate.verify.passed": run.counts.passed,
+                    "phasegate.verify.failed": run.counts.failed,
+                    "phasegate.verify.reason": run.reason or "",
+                }
+            )
         results = run.results(subject)
         body = json.dumps(results, indent=2, sort_keys=True).encode()
         _, rec = await self._record(
@@ -727,8 +765,9 @@ class Enforcer:
 
         def run(tx: Tx) -> tuple[Phase | None, bool]:
             frozen = tx.one("SELECT active FROM controls WHERE name = 'freeze'")
-            row = None if task is None else tx.one("SELECT phase FROM tasks WHERE task = ?",
-                                                    (task,))
+            row = (
+                None if task is None else tx.one("SELECT phase FROM tasks WHERE task = ?", (task,))
+            )
             return (None if row is None else Phase(row[0])), bool(frozen and frozen[0])
 
         return await self.store.read(run)

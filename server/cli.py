@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from enforcer.config import load_config
 from enforcer.errors import LedgerFaultError, PhasegateError, StoreError
 from enforcer.model import Caller
-from enforcer.paths import default_state_dir
+from enforcer.paths import StatePaths, default_state_dir
 
 EXIT_OK = 0
 EXIT_FAULT = 1
@@ -124,20 +125,38 @@ def _serve(args: argparse.Namespace) -> int:
         host = args.host or config.server.host
         port = args.port or config.server.port
         http = (host, port)
+    if http is not None and not any(a.token_sha256 for a in config.actors.values()):
+        print(
+            "error: --http needs [actors.NAME] token_sha256 entries in phasegate.toml"
+            " (phasegate token hash TOKEN prints one)",
+            file=sys.stderr,
+        )
+        return EXIT_UNREADABLE
     server = build_server(
         ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
     )
-    if http is None:
-        server.run()
-    else:
-        if not config.actors or not any(a.token_sha256 for a in config.actors.values()):
-            print(
-                "error: --http needs [actors.NAME] token_sha256 entries in phasegate.toml"
-                " (phasegate token hash TOKEN prints one)",
-                file=sys.stderr,
-            )
-            return EXIT_UNREADABLE
-        server.run("streamable-http", host=http[0], port=http[1])
+    telemetry = None
+    if config.telemetry.enabled:
+        from .telemetry import Telemetry
+
+        telemetry = Telemetry.setup(
+            StatePaths(args.state_dir).telemetry,
+            server.version,
+            export_interval_s=config.telemetry.export_interval_s,
+        )
+    # SIGTERM ends the server like Ctrl-C: the lifespan closes (final checkpoint) and
+    # telemetry is flushed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if http is None:
+            server.run()
+        else:
+            server.run("streamable-http", host=http[0], port=http[1])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()
     return EXIT_OK
 
 
@@ -278,6 +297,50 @@ def _token_hash(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _telemetry_summary(args: argparse.Namespace) -> int:
+    from .telemetry_report import read_counters, read_spans, summary
+
+    directory = StatePaths(args.state_dir).telemetry
+    result = summary(read_spans(directory), read_counters(directory))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return EXIT_OK
+    rate = result["tool_success_rate"]
+    lat = result["tool_latency_ms"]
+    print(
+        f"tool calls: {result['tool_calls']}  success rate:"
+        f" {'-' if rate is None else f'{rate:.1%}'}"
+    )
+    print(
+        "refusals: "
+        + (", ".join(f"{k}={v}" for k, v in result["refusals_by_code"].items()) or "none")
+    )
+    print(
+        f"transitions: {result['transitions']}  backtracks: {result['backtracks']}"
+        f"  drift events: {result['drift_events']}"
+    )
+    print(f"loops (>= 3 backtracks): {', '.join(result['loops']) or 'none'}")
+    if lat["p50"] is not None:
+        print(f"tool latency: p50 {lat['p50']:.2f} ms  p95 {lat['p95']:.2f} ms")
+    return EXIT_OK
+
+
+def _telemetry_trace(args: argparse.Namespace) -> int:
+    trace_id = args.trace_id.lower()
+    entries = _with_enforcer(args, lambda e: e.ledger.by_trace(trace_id))
+    rows = [e.as_dict() for e in entries]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no ledger entries carry trace {trace_id}")
+    for e in [] if args.json else rows:
+        print(
+            f"{e['seq']:>7} {e['ts']} {e['actor']:<16} {e['type']:<24}"
+            f" {json.dumps(e['subject'], sort_keys=True)}"
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phasegate", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -344,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", default=None)
     p.add_argument("--prompt-file", default=None)
     p.set_defaults(handler=_rebaseline)
+
+    tele = sub.add_parser("telemetry", help="read the telemetry files")
+    tsub_ = tele.add_subparsers(dest="telemetry_command", required=True)
+    p = tsub_.add_parser("summary", parents=[common], help="success rate, refusals, latency")
+    p.set_defaults(handler=_telemetry_summary)
+    p = tsub_.add_parser("trace", parents=[common], help="the ledger entries of one trace")
+    p.add_argument("trace_id")
+    p.set_defaults(handler=_telemetry_trace)
 
     token = sub.add_parser("token", help="HTTP bearer tokens")
     tsub = token.add_subparsers(dest="token_command", required=True)

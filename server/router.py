@@ -12,6 +12,7 @@ unexpected exception becomes INTERNAL with a correlation id that is also in the 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_types import CallToolResult, TextContent
+from opentelemetry import metrics, trace
 from pydantic import ValidationError
 
 from enforcer.clock import rfc3339
@@ -34,7 +36,7 @@ from enforcer.errors import (
     PhasegateError,
     StoreError,
 )
-from enforcer.model import Caller, ledger_seq_var, trace_id_var
+from enforcer.model import Caller, lease_token_var, ledger_seq_var, trace_id_var
 from enforcer.ops import Record
 from enforcer.phases import Phase
 from enforcer.service import Enforcer
@@ -45,6 +47,33 @@ from .journal import Journal
 __all__ = ["CallContext", "InternalError", "Router", "error_result"]
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("phasegate")
+# MCP semantic conventions: operation duration in seconds with these bucket boundaries.
+_DURATION = metrics.get_meter("phasegate").create_histogram(
+    "mcp.server.operation.duration",
+    unit="s",
+    description="duration of an MCP request as seen by the server",
+    explicit_bucket_boundaries_advisory=[
+        0.01,
+        0.02,
+        0.05,
+        0.1,
+        0.2,
+        0.5,
+        1,
+        2,
+        5,
+        10,
+        30,
+        60,
+        120,
+        300,
+    ],
+)
+# The phase the task is in after the call (for the span); set by handlers that know it.
+phase_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "phasegate_phase", default=None
+)
 
 
 class InternalError(PhasegateError):
@@ -139,6 +168,8 @@ class Router:
         started = time.perf_counter()
         spec = self.table[name]
         ledger_seq_var.set(None)
+        lease_token_var.set(None)
+        phase_var.set(None)
         trace_id_var.set(trace_id)
         task: str | None = None
         task_exists = False
@@ -184,8 +215,11 @@ class Router:
                             "tools_allowed_now": self.allowed_now(phase, caller),
                         },
                     )
+            phase_var.set(None if phase is None else phase.value)
             ctx = CallContext(self.enforcer, caller, self, phase)
             payload = await self.handlers[spec.handler_name](ctx, args)
+            if isinstance(payload.get("phase"), str):
+                phase_var.set(payload["phase"])
             if task is not None:
                 task_exists = True
             result = ok_result(spec.result.model_validate(payload).model_dump(mode="json"))
@@ -207,10 +241,16 @@ class Router:
             )
             code = error.code
         if code is not None:
-            await self._record_rejection(
-                caller, spec, arguments, code, task if task_exists else None
-            )
+            with tracer.start_as_current_span(
+                "process.violation",
+                attributes={"phasegate.error.code": code, "gen_ai.tool.name": name},
+            ):
+                await self._record_rejection(
+                    caller, spec, arguments, code, task if task_exists else None
+                )
             result = error_result(error)
+        elapsed = time.perf_counter() - started
+        self._annotate(name, task if task_exists else None, code, elapsed)
         self.journal.write(
             task if task_exists else None,
             {
@@ -223,10 +263,35 @@ class Router:
                 "code": code,
                 "seq": ledger_seq_var.get(),
                 "trace_id": trace_id,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "duration_ms": round(elapsed * 1000, 3),
             },
         )
         return result
+
+    def _annotate(self, name: str, task: str | None, code: str | None, elapsed: float) -> None:
+        """Join the call to the ledger on the SDK's server span; record the duration metric."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            attrs: dict[str, str | int] = {}
+            if task is not None:
+                attrs["phasegate.task.id"] = task
+            for key, var in (
+                ("phasegate.ledger.seq", ledger_seq_var),
+                ("phasegate.lease.token", lease_token_var),
+            ):
+                value = var.get()
+                if value is not None:
+                    attrs[key] = value
+            phase = phase_var.get()
+            if phase is not None:
+                attrs["phasegate.phase"] = phase
+            if code is not None:
+                attrs["phasegate.error.code"] = code
+            span.set_attributes(attrs)
+        metric_attrs = {"mcp.method.name": "tools/call", "gen_ai.tool.name": name}
+        if code is not None:
+            metric_attrs["error.type"] = code
+        _DURATION.record(elapsed, metric_attrs)
 
     async def _facts(self, task: str | None) -> tuple[Phase | None, bool]:
         """(the task's phase or None, frozen) from one snapshot; unreadable controls freeze."""
