@@ -13,6 +13,7 @@ second line of defence.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -191,6 +192,7 @@ class Ledger:
         )
         self._signed_at = time.monotonic()
         self.size_hint = 0  # largest seq + 1 this process has seen
+        self._signing = asyncio.Lock()  # one frontier update at a time
 
     async def append(
         self,
@@ -260,6 +262,10 @@ class Ledger:
         The frontier is extended with the entries appended since the last call (by any process),
         checking each link on the way: a broken chain is never signed.
         """
+        async with self._signing:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> Checkpoint | None:
         start = self._frontier.size
         rows = await self.store.read(
             lambda tx: tx.all(

@@ -144,6 +144,7 @@ class Enforcer:
                 self._committed(rec)
             raise refused.error from None
         self._committed(ops)
+        await self.ledger.maybe_checkpoint()
         return result
 
     def _committed(self, ops: Ops) -> None:
@@ -153,10 +154,6 @@ class Enforcer:
             self.ledger.observe(ops.last_seq)
             ledger_seq_var.set(ops.last_seq)
             count_committed(ops.entries)
-
-    async def after_write(self) -> None:
-        """Sign a checkpoint when the policy says so (call after mutating operations)."""
-        await self.ledger.maybe_checkpoint()
 
     @staticmethod
     def _task_row(tx: Tx, task: str) -> TaskView:

@@ -1,4 +1,5 @@
-"""Every check CI runs, in one place: lint, types, then the whole test suite.
+"""Every check CI runs, in one place: lint, types, the whole test suite, then the integrity
+script over a state directory that `phasegate demo` fills.
 
 Run from the repository root: ``python scripts/check.py``. Exits non-zero on the first failure;
 pytest's "no tests collected" (exit 5) is a failure too.
@@ -8,11 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+_DEMO = Path(tempfile.mkdtemp(prefix="phasegate-ci-")) / "state"
 STEPS: list[tuple[str, list[str]]] = [
     ("ruff", [sys.executable, "-m", "ruff", "check", "."]),
+    ("ruff format", [sys.executable, "-m", "ruff", "format", "--check", "."]),
     ("mypy", [sys.executable, "-m", "mypy"]),
     ("pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
+    ("demo", [sys.executable, "-m", "server.cli", "demo", "--state-dir", str(_DEMO)]),
+    ("integrity", [sys.executable, "scripts/integrity.py", "--state-dir", str(_DEMO)]),
 ]
 
 

@@ -207,7 +207,7 @@ async def _checkpoint_ticker(enforcer: Enforcer) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await enforcer.after_write()
+            await enforcer.ledger.maybe_checkpoint()
         except Exception:
             logger.exception("periodic checkpoint failed")
 

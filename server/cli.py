@@ -341,6 +341,47 @@ def _telemetry_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    task = asyncio.run(run_demo(args.state_dir))
+    print(
+        f"done: {task}. Try: phasegate status {task} --state-dir {args.state_dir};"
+        f" phasegate ledger verify --state-dir {args.state_dir}"
+    )
+    return EXIT_OK
+
+
+def _verify_all(args: argparse.Namespace) -> int:
+    from enforcer.integrity import check_integrity
+
+    try:
+        report = check_integrity(args.state_dir)
+    except LedgerFaultError as e:
+        _emit(
+            args,
+            {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message},
+            f"FAIL {e.kind} at seq {e.seq}: {e.message}",
+        )
+        return EXIT_FAULT
+    except StoreError as e:
+        _emit(
+            args,
+            {"ok": False, "fault": "unreadable", "message": e.message},
+            f"UNREADABLE: {e.message}",
+        )
+        return EXIT_UNREADABLE
+    d = report.as_dict()
+    _emit(
+        args,
+        d,
+        f"OK ledger {d['entries']} entries, {d['checkpoints']} checkpoints;"
+        f" {d['blobs_checked']} evidence blobs, {d['evidence_files_checked']} evidence files;"
+        f" projection ({d['projection_rows']} rows) equals a replay of the ledger",
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phasegate", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -360,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("demo", parents=[common], help="drive a sample task to DONE")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="full integrity check: ledger, checkpoints, evidence, projection",
+    )
+    p.set_defaults(handler=_verify_all)
 
     p = sub.add_parser("status", parents=[common], help="tasks, controls and counters")
     p.add_argument("task", nargs="?", default=None)

@@ -1,0 +1,98 @@
+"""Whole-state integrity: the ledger and its checkpoints, every evidence blob the ledger names,
+the readable evidence copies, and the projection tables against a replay of the ledger.
+
+Used by ``scripts/integrity.py`` (CI) and ``phasegate verify``. It reads only; a fault raises
+LedgerFaultError naming what is wrong, unreadable input raises StoreError.
+
+    report = check_integrity(Path("state"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import projection
+from .errors import LedgerFaultError, StoreError
+from .ledger import LedgerEntry
+from .paths import StatePaths
+from .store import SqliteTx, open_readonly
+from .verify import VerifyReport, verify_state
+
+__all__ = ["IntegrityReport", "check_integrity"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityReport:
+    ledger: VerifyReport
+    blobs_checked: int
+    files_checked: int
+    projection_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.ledger.as_dict(),
+            "blobs_checked": self.blobs_checked,
+            "evidence_files_checked": self.files_checked,
+            "projection_rows": self.projection_rows,
+        }
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def check_integrity(state_dir: Path) -> IntegrityReport:
+    from .runtime import MIGRATIONS
+
+    paths = StatePaths(state_dir)
+    ledger = verify_state(state_dir)
+    conn = open_readonly(paths.db)
+    try:
+        conn.execute("BEGIN")
+        rows = conn.execute("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
+        entries = [LedgerEntry.from_row(*r) for r in rows]
+        current = projection.snapshot(SqliteTx(conn))
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read {paths.db}: {e}") from e
+    finally:
+        conn.close()
+
+    blobs = 0
+    for entry in entries:
+        if entry.type != "evidence.recorded":
+            continue
+        sha = str(entry.data["sha256"])
+        found = _sha256_file(paths.blobs / "sha256" / sha[:2] / sha)
+        if found != sha:
+            raise LedgerFaultError(
+                "evidence",
+                f"blob {sha} named by the ledger is {'missing' if found is None else 'altered'}",
+                seq=entry.seq,
+            )
+        blobs += 1
+
+    files = 0
+    for row in current["evidence"]:
+        task, phase, name, sha, seq = row[0], row[1], row[2], row[4], row[10]
+        found = _sha256_file(paths.evidence / task / phase / name)
+        if found is not None and found != sha:
+            raise LedgerFaultError(
+                "evidence",
+                f"evidence file {task}/{phase}/{name} differs from its record",
+                seq=int(seq),
+            )
+        files += found is not None
+
+    if projection.replay(entries, MIGRATIONS) != current:
+        raise LedgerFaultError(
+            "projection", "the store's tables differ from a replay of the ledger", seq=None
+        )
+    rows_total = sum(len(v) for v in current.values())
+    return IntegrityReport(ledger, blobs, files, rows_total)
