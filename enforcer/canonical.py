@@ -21,7 +21,6 @@ from .errors import InvalidArgumentError
 __all__ = [
     "MAX_SAFE_INT",
     "decode",
-    "decode_many",
     "encode",
     "first_non_canonical",
     "is_canonical",
@@ -91,23 +90,6 @@ def _bounded_int(text: str) -> int:
 
 
 _DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_bounded_int, parse_constant=_no_float)
-# For batches in which no integer can be unsafe: Python's own int parsing, no per-int callback.
-_DECODER_SAFE_INTS = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
-# Every integer beyond ±(2**53 - 1) has at least 16 digits; bytes without a run of 16 digits
-# (seen through this table as a run of b"1") has none.
-_DIGITS = bytes.maketrans(b"0123456789", b"1111111111")
-_SIXTEEN_DIGITS = b"1" * 16
-
-
-def _decode_with(decoder: json.JSONDecoder, raw: bytes) -> Any:
-    text = bytes(raw).decode("utf-8")
-    try:
-        value, end = decoder.raw_decode(text)
-    except RecursionError as e:
-        raise ValueError("JSON nested too deeply") from e
-    if end != len(text):
-        raise ValueError(f"trailing data at offset {end}")
-    return value
 
 
 def decode(raw: bytes) -> Any:
@@ -116,24 +98,14 @@ def decode(raw: bytes) -> Any:
     Raises ValueError for invalid UTF-8 or JSON, floats, NaN/Infinity, integers outside
     ±(2**53 - 1), trailing data, and nesting too deep for the parser.
     """
-    return _decode_with(_DECODER, raw)
-
-
-def decode_many(raws: Sequence[bytes]) -> tuple[list[Any], ValueError | None]:
-    """Decode `raws` in order exactly as `decode` would, stopping at the first that fails.
-
-    Returns the values decoded and the error of the one that failed (None when all decoded).
-    An entry holding no run of 16 digits cannot hold an unsafe integer, so it is parsed without
-    a Python callback per integer; any other entry takes the exact path.
-    """
-    values: list[Any] = []
-    for raw in raws:
-        unsafe_possible = _SIXTEEN_DIGITS in raw.translate(_DIGITS)
-        try:
-            values.append(_decode_with(_DECODER if unsafe_possible else _DECODER_SAFE_INTS, raw))
-        except ValueError as e:
-            return values, e
-    return values, None
+    text = bytes(raw).decode("utf-8")
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
+    if end != len(text):
+        raise ValueError(f"trailing data at offset {end}")
+    return value
 
 
 def is_canonical(raw: bytes, value: Any) -> bool:

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from .keys import Signer, Verifier
 
-__all__ = ["Checkpoint", "CheckpointError", "latest", "list_checkpoints", "write"]
+__all__ = ["Checkpoint", "CheckpointError", "latest", "list_checkpoints", "read", "write"]
 
 _EM_DASH = "\u2014"
-_FILE = re.compile(r"^(\d{12})\.txt$")
+_FILE = re.compile(r"([0-9]{12})\.txt")  # fullmatch: \d and $ would admit "٥" and a newline
+_SIZE = re.compile(r"0|[1-9][0-9]*")  # ASCII decimal, no leading zeros (str.isdigit takes "٣")
 
 
 class CheckpointError(ValueError):
@@ -65,7 +66,7 @@ class Checkpoint:
         if len(lines) < 4:
             raise CheckpointError("format", "body needs origin, size and root lines")
         origin, size_text, root_text = lines[0], lines[1], lines[2]
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not _SIZE.fullmatch(size_text):
             raise CheckpointError("format", f"bad tree size {size_text!r}")
         try:
             root = base64.b64decode(root_text, validate=True)
@@ -113,10 +114,20 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
         return []
     found = []
     for entry in directory.iterdir():
-        m = _FILE.match(entry.name)
+        m = _FILE.fullmatch(entry.name)
         if m:
             found.append((int(m.group(1)), entry))
     return sorted(found)
+
+
+def read(path: Path, verifier: Verifier) -> Checkpoint:
+    """Read and check one checkpoint file: CheckpointError when it is not a valid note signed by
+    `verifier` (bytes that are not UTF-8 included), OSError when it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError("format", f"not UTF-8 text: {e}") from e
+    return Checkpoint.parse(text, verifier)
 
 
 def latest(directory: Path, verifier: Verifier) -> Checkpoint | None:
@@ -124,4 +135,4 @@ def latest(directory: Path, verifier: Verifier) -> Checkpoint | None:
     found = list_checkpoints(directory)
     if not found:
         return None
-    return Checkpoint.parse(found[-1][1].read_text(), verifier)
+    return read(found[-1][1], verifier)

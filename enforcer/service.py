@@ -295,7 +295,7 @@ class Enforcer:
 
     async def task_status(self, task: str) -> StatusReport:
         now = rfc3339(self.clock.now())
-        return await self.store.read(lambda tx: self._status(tx, now, task))
+        return await self.store.peek(lambda tx: self._status(tx, now, task))
 
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:
         now = rfc3339(self.clock.now())
@@ -304,7 +304,7 @@ class Enforcer:
             if phase is None
             else (" WHERE t.phase = ?", (_phase_arg(phase, "phase").value,))
         )
-        rows = await self.store.read(
+        rows = await self.store.peek(
             lambda tx: tx.all(
                 "SELECT t.task, t.title, t.phase, t.epoch, l.actor, l.instance, l.expires_at"
                 " FROM tasks t LEFT JOIN leases l ON l.task = t.task AND l.phase = t.phase"
@@ -553,7 +553,14 @@ class Enforcer:
 
         recs = await self._transact(caller, run)
         for rec, (name, data, _) in zip(recs, items, strict=True):
-            self.files.materialise(task, rec.phase, name, data)
+            # The record is committed and its blob written: the readable copy is derived from
+            # them, so failing to write it must not turn a recorded artifact into an error.
+            try:
+                self.files.materialise(task, rec.phase, name, data)
+            except OSError as e:
+                logger.error(
+                    "recorded %s %s %s but could not copy it out: %s", task, rec.phase, name, e
+                )
         return recs
 
     async def evidence_list(self, task: str, phase: str | None = None) -> list[EvidenceRecord]:
@@ -571,13 +578,13 @@ class Enforcer:
             found = [self._evidence(tx, task, r[0], r[1]) for r in rows]
             return [r for r in found if r is not None]
 
-        return await self.store.read(run)
+        return await self.store.peek(run)
 
     async def evidence_read(self, task: str, phase: str, name: str) -> tuple[EvidenceRecord, bytes]:
         check_task_id(task)
         check_name(name)
         ph = _phase_arg(phase, "phase").value
-        rec = await self.store.read(lambda tx: self._evidence(tx, task, ph, name))
+        rec = await self.store.peek(lambda tx: self._evidence(tx, task, ph, name))
         if rec is None:
             raise NotFoundError(
                 f"no evidence {name} in {task} {ph}", hint="evidence_list shows what is recorded"
@@ -767,12 +774,12 @@ class Enforcer:
             )
             return (None if row is None else Phase(row[0])), bool(frozen and frozen[0])
 
-        return await self.store.read(run)
+        return await self.store.peek(run)
 
     async def controls(self) -> dict[str, Any]:
         """Freeze and promotion-pause state. Raises StoreError when unreadable: callers must
         then refuse (fail closed)."""
-        rows = await self.store.read(
+        rows = await self.store.peek(
             lambda tx: tx.all("SELECT name, active, reason, actor, ts, seq FROM controls")
         )
         found = {r[0]: r for r in rows}
@@ -816,7 +823,7 @@ class Enforcer:
     # ----------------------------------------------------------------- audit
 
     async def counters(self) -> dict[str, int]:
-        rows = await self.store.read(lambda tx: tx.all("SELECT name, value FROM counters"))
+        rows = await self.store.peek(lambda tx: tx.all("SELECT name, value FROM counters"))
         return {str(r[0]): int(r[1]) for r in rows}
 
     async def record(self, caller: Caller, record: Record) -> LedgerEntry:

@@ -62,6 +62,10 @@ class Store(Protocol):
         """Run `fn` over one consistent snapshot; it must not write."""
         ...
 
+    async def peek(self, fn: Callable[[Tx], T]) -> T:
+        """Like `read`, for a few point lookups: may run inline, without a thread hop."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -155,8 +159,18 @@ def _statements(script: str) -> list[str]:
 class SqliteStore:
     """The embedded default: one SQLite file in WAL mode, reached through aiosqlite's thread."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path, durability: Durability) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        reader: sqlite3.Connection,
+        path: Path,
+        durability: Durability,
+    ) -> None:
         self._conn = conn
+        # Point lookups run on this second connection, inline on the event loop's thread: in WAL
+        # mode a reader never waits for the writer, and a few indexed reads (~30 µs) cost less
+        # than the hop to the writer's thread and back.
+        self._reader = reader
         self.path = path
         self.durability = durability
 
@@ -175,14 +189,25 @@ class SqliteStore:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the database {path}: {e}") from e
-        store = cls(conn, path, durability)
+        reader = None
         try:
-            await store._run(_configure, durability, busy_timeout_ms)
-            await store._run(migrate, MIGRATIONS if migrations is None else migrations)
-        except BaseException:
+            await conn._execute(  # type: ignore[no-untyped-call]
+                _configure, conn._conn, durability, busy_timeout_ms
+            )
+            await conn._execute(  # type: ignore[no-untyped-call]
+                migrate, conn._conn, MIGRATIONS if migrations is None else migrations
+            )
+            reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            reader.execute("PRAGMA query_only = ON")
+        except BaseException as e:
             await conn.close()
+            if reader is not None:
+                reader.close()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot prepare the database {path}: {e}") from e
             raise
-        return store
+        return cls(conn, reader, path, durability)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite runs `fn(conn, ...)` on its own thread: the whole unit of work is one hop.
@@ -221,7 +246,19 @@ class SqliteStore:
 
         return await self._run(unit)
 
+    async def peek(self, fn: Callable[[Tx], T]) -> T:
+        conn = self._reader
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(SqliteTx(conn))
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            raise StoreError(f"database error: {e}") from e
+
     async def close(self) -> None:
+        self._reader.close()
         await self._conn.close()
 
 

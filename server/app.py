@@ -168,7 +168,8 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
             enforcer = Enforcer(rt)
-            router = Router(enforcer, table, HANDLERS, Journal(rt.paths.evidence))
+            journal = Journal(rt.paths.evidence)
+            router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
             try:
                 yield AppState(enforcer, router, config, options)
@@ -176,6 +177,7 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+                journal.close()
 
     server: MCPServer[AppState] = MCPServer(
         name="phasegate",
@@ -214,6 +216,23 @@ async def _checkpoint_ticker(enforcer: Enforcer) -> None:
 
 def _add_resources(server: MCPServer[AppState]) -> None:
     import json
+    from collections.abc import Iterator
+
+    from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+
+    from enforcer.errors import NotFoundError, PhasegateError
+
+    @contextlib.contextmanager
+    def refusals() -> Iterator[None]:
+        """An unknown task or a bad name is an anticipated resource error, not a crash."""
+        try:
+            yield
+        except NotFoundError as e:
+            raise ResourceNotFoundError(e.message) from None
+        except PhasegateError as e:
+            if e.code == "INTERNAL":
+                raise
+            raise ResourceError(f"{e.code}: {e.message}") from None
 
     @server.resource(
         "phasegate://tasks/{task}/status",
@@ -222,14 +241,16 @@ def _add_resources(server: MCPServer[AppState]) -> None:
     )
     async def task_status_resource(task: str, ctx: Context) -> str:
         state = _state(ctx)
-        return json.dumps((await state.enforcer.task_status(task)).as_dict())
+        with refusals():
+            return json.dumps((await state.enforcer.task_status(task)).as_dict())
 
     @server.resource(
         "phasegate://tasks/{task}/evidence/{phase}/{name}", description="one evidence artifact"
     )
     async def evidence_resource(task: str, phase: str, name: str, ctx: Context) -> str:
         state = _state(ctx)
-        _, data = await state.enforcer.evidence_read(task, phase, name)
+        with refusals():
+            _, data = await state.enforcer.evidence_read(task, phase, name)
         return data.decode("utf-8", "replace")
 
     @server.resource(

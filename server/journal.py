@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,31 @@ GLOBAL_JOURNAL = "_calls"
 
 
 class Journal:
-    def __init__(self, evidence_dir: Path) -> None:
+    """Keeps up to `max_open` descriptors open (least recently used closed first), so a call
+    costs one `write`, not an open/write/close."""
+
+    def __init__(self, evidence_dir: Path, max_open: int = 64) -> None:
         self.evidence_dir = evidence_dir
-        self._made: set[str] = set()
+        self.max_open = max_open
+        self._fds: OrderedDict[Path, int] = OrderedDict()
         self._warned = False
+
+    def _fd(self, path: Path) -> int:
+        fd = self._fds.get(path)
+        if fd is not None:
+            self._fds.move_to_end(path)
+            return fd
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fds[path] = fd
+        while len(self._fds) > self.max_open:
+            _, old = self._fds.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
 
     def path(self, task: str | None) -> Path:
         return self.evidence_dir / (task or GLOBAL_JOURNAL) / "journal.jsonl"
@@ -35,15 +57,7 @@ class Journal:
         path = self.path(task)
         data = (json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n").encode()
         try:
-            key = str(path.parent)
-            if key not in self._made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._made.add(key)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            os.write(self._fd(path), data)
         except OSError as e:
             if not self._warned:
                 logger.error("cannot write the call journal %s: %s", path, e)

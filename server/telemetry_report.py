@@ -53,14 +53,18 @@ class Span:
 
 def _lines(directory: Path, prefix: str) -> Iterator[dict[str, Any]]:
     for path in sorted(directory.glob(f"{prefix}*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    logger.warning("%s:%d is not JSON (a partial last line?)", path, number)
+        yield from _file_lines(path)
+
+
+def _file_lines(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("%s:%d is not JSON (a partial last line?)", path, number)
 
 
 def read_spans(directory: Path) -> list[Span]:
@@ -90,7 +94,7 @@ def read_counters(directory: Path) -> dict[str, int]:
     totals: Counter[str] = Counter()
     for path in sorted(directory.glob("metrics*.jsonl")):
         last: dict[tuple[str, str], int] = {}
-        for doc in _lines(path.parent, path.name.removesuffix(".jsonl")):
+        for doc in _file_lines(path):  # this file only: a name can prefix another
             for rm in doc.get("resourceMetrics", []):
                 for sm in rm.get("scopeMetrics", []):
                     for m in sm.get("metrics", []):

@@ -1,0 +1,238 @@
+"""Tool-call latency over stdio: the router's overhead and the cost of a phase move.
+
+Client mode (the default) starts this script in launcher mode as a stdio subprocess, speaks to it
+with the MCP SDK's ClientSession, and measures round trips for three tools:
+
+- ``noop``: a bare tool added with ``server.add_tool`` (no router): the floor of the transport;
+- ``task_status``: a read-only routed call;
+- ``phase_advance``: a routed write with its gate (one SQLite transaction, one ledger entry).
+  Each timed advance is prepared untimed: ``evidence_put strategy.md`` before it, and
+  ``phase_backtrack`` to STRATEGIZE after it.
+
+Each run reports p50/p99; the summary is the median over runs, then the overhead of task_status
+over noop in percent. Targets: read-only overhead <= 20 %, phase_advance p50 <= 2 ms.
+
+    python scripts/bench_server.py [--calls 2000] [--advances 500] [--runs 3]
+    python scripts/bench_server.py --serve --state-dir D      # launcher mode (used by the above)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+STRATEGY = "# Problem\nBenchmark.\n\n# Objectives\n- measure the router\n"
+TASK = "BENCH-1"
+MEASURED = ("noop", "task_status", "phase_advance")
+READ_TARGET_PCT = 20.0
+ADVANCE_TARGET_MS = 2.0
+
+
+# ------------------------------------------------------------------ launcher mode
+
+
+def serve(state_dir: Path, durability: str) -> None:
+    """build_server plus one bare tool, on stdio."""
+    from enforcer.config import Config, StoreConfig
+    from server.app import ServeOptions, build_server
+
+    config = Config(store=StoreConfig(durability=durability))
+    server = build_server(ServeOptions(state_dir=state_dir, config=config, actor="bench"))
+
+    async def noop() -> None:
+        return None
+
+    server.add_tool(noop, name="noop", description="does nothing (benchmark floor)")
+    server.run()
+
+
+# ------------------------------------------------------------------ client mode
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    """(p50, p99) in milliseconds."""
+    return percentile(samples, 0.50) * 1000, percentile(samples, 0.99) * 1000
+
+
+async def timed(calls: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
+    out = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        result = await call()
+        out.append(time.perf_counter() - started)
+        if getattr(result, "is_error", False):
+            raise RuntimeError(f"benchmark call failed: {result.structured_content}")
+    return out
+
+
+async def advances(session: Any, count: int) -> list[float]:
+    """Time only phase_advance; the evidence and the backtrack around it are untimed."""
+    out = []
+    put = {"task": TASK, "name": "strategy.md", "content": STRATEGY}
+    back = {"task": TASK, "to": "STRATEGIZE", "reason": "benchmark loop"}
+    for _ in range(count):
+        await check(session.call_tool("evidence_put", put))
+        started = time.perf_counter()
+        result = await session.call_tool("phase_advance", {"task": TASK})
+        out.append(time.perf_counter() - started)
+        if result.is_error:
+            raise RuntimeError(f"phase_advance failed: {result.structured_content}")
+        await check(session.call_tool("phase_backtrack", back))
+    return out
+
+
+async def validations(session: Any, name: str, result: Any, count: int) -> list[float]:
+    """The client's own cost: checking one result against the tool's output schema."""
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        await session.validate_tool_result(name, result)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+async def check(pending: Awaitable[Any]) -> Any:
+    result = await pending
+    if result.is_error:
+        raise RuntimeError(f"benchmark setup call failed: {result.structured_content}")
+    return result
+
+
+async def one_run(args: argparse.Namespace, run: int) -> dict[str, list[float]]:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    state_dir = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            str(Path(__file__).resolve()),
+            "--serve",
+            "--state-dir",
+            str(state_dir),
+            "--durability",
+            args.durability,
+        ],
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    try:
+        with (state_dir.parent / f"{state_dir.name}.log").open("w") as errlog:
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                await check(session.call_tool("task_start", {"title": "bench", "task": TASK}))
+                status = {"task": TASK}
+
+                async def noop() -> Any:
+                    return await session.call_tool("noop", {})
+
+                async def task_status() -> Any:
+                    return await session.call_tool("task_status", status)
+
+                # Warm-up, then interleave the two read kinds in blocks so drift hits both.
+                await timed(args.warmup, noop)
+                await timed(args.warmup, task_status)
+                samples: dict[str, list[float]] = {"noop": [], "task_status": []}
+                block = max(1, args.calls // 10)
+                for _ in range(args.calls // block):
+                    samples["noop"] += await timed(block, noop)
+                    samples["task_status"] += await timed(block, task_status)
+                await advances(session, max(1, args.warmup // 10))
+                samples["phase_advance"] = await advances(session, args.advances)
+                # Diagnostics: the client's own output-schema check of one result of each.
+                for name, call in (("noop", noop), ("task_status", task_status)):
+                    samples[f"client validation of {name}"] = await validations(
+                        session, name, await call(), args.warmup
+                    )
+        # Diagnostics: time inside the router, as the call journal records it.
+        journal = state_dir / "evidence" / TASK / "journal.jsonl"
+        lines = [json.loads(line) for line in journal.read_text().splitlines()]
+        for tool in ("task_status", "phase_advance"):
+            samples[f"router-side {tool}"] = [
+                line["duration_ms"] / 1000 for line in lines if line["tool"] == tool
+            ]
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        (state_dir.parent / f"{state_dir.name}.log").unlink(missing_ok=True)
+    line = "  ".join(
+        f"{name} p50 {summary(s)[0]:.3f} p99 {summary(s)[1]:.3f}"
+        for name, s in samples.items()
+        if name in MEASURED
+    )
+    print(f"run {run}: {line}  (ms)", flush=True)
+    return samples
+
+
+async def client(args: argparse.Namespace) -> int:
+    print(
+        f"phasegate stdio benchmark: python {platform.python_version()}, {args.runs} runs,"
+        f" {args.calls} calls per read tool, {args.advances} advances per run,"
+        f" durability {args.durability}",
+        flush=True,
+    )
+    runs = [await one_run(args, i + 1) for i in range(args.runs)]
+    medians: dict[str, tuple[float, float]] = {}
+    for name in runs[0]:
+        p50s = [summary(r[name])[0] for r in runs]
+        p99s = [summary(r[name])[1] for r in runs]
+        medians[name] = (statistics.median(p50s), statistics.median(p99s))
+        if name == next(n for n in runs[0] if n not in MEASURED):
+            print("diagnostics (where the difference goes):")
+        print(
+            f"{name:<32} p50 {medians[name][0]:7.3f} ms   p99 {medians[name][1]:7.3f} ms"
+            "   (median of runs)"
+        )
+    noop50, status50 = medians["noop"][0], medians["task_status"][0]
+    overhead = (status50 - noop50) / noop50 * 100
+    advance50 = medians["phase_advance"][0]
+    read_ok = overhead <= READ_TARGET_PCT
+    advance_ok = advance50 <= ADVANCE_TARGET_MS
+    print(
+        f"router overhead of task_status over noop (p50): {overhead:+.1f} %"
+        f" ({status50 - noop50:+.3f} ms)  target <= {READ_TARGET_PCT:.0f} %:"
+        f" {'met' if read_ok else 'MISSED'}"
+    )
+    print(
+        f"phase_advance p50 {advance50:.3f} ms  target <= {ADVANCE_TARGET_MS} ms:"
+        f" {'met' if advance_ok else 'MISSED'}"
+    )
+    return 0 if read_ok and advance_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--serve", action="store_true", help="launcher mode: run the server")
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--durability", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls per read tool")
+    parser.add_argument("--advances", type=int, default=500, help="timed phase_advance calls")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.serve:
+        if args.state_dir is None:
+            parser.error("--serve needs --state-dir")
+        serve(args.state_dir, args.durability)
+        return 0
+    return asyncio.run(client(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

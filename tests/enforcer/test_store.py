@@ -1,0 +1,118 @@
+"""The SQLite store: WAL with the configured durability, versioned migrations, whole units of
+work, append-only triggers, and the read-only connection of the verifier."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enforcer.errors import InvalidArgumentError, StoreError
+from enforcer.store import MIGRATIONS, SqliteStore, Tx, open_readonly
+
+
+def _insert(tx: Tx, seq: int) -> int:
+    return tx.execute(
+        "INSERT INTO ledger (seq, prev, leaf_hash, entry, ts, type) VALUES (?, ?, ?, ?, ?, ?)",
+        (seq, "0" * 64, f"{seq:064x}", b"{}", "2026-01-01T00:00:00.000000Z", "task.started"),
+    )
+
+
+@pytest.mark.parametrize(("durability", "level"), [("FULL", 2), ("NORMAL", 1)])
+async def test_the_database_runs_in_wal_mode_with_the_configured_durability(
+    tmp_path: Path, durability: Any, level: int
+) -> None:
+    store = await SqliteStore.open(tmp_path / "db", durability=durability)
+    try:
+        assert await store.read(lambda tx: tx.one("PRAGMA journal_mode")) == ("wal",)
+        assert await store.read(lambda tx: tx.one("PRAGMA synchronous")) == (level,)
+    finally:
+        await store.close()
+
+
+async def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = await SqliteStore.open(tmp_path / "db")
+        versions = await store.read(lambda tx: tx.all("SELECT version FROM schema_version"))
+        await store.close()
+        assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
+
+
+async def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    await store.write(lambda tx: tx.execute("INSERT INTO schema_version VALUES (99)"))
+    await store.close()
+    with pytest.raises(StoreError):
+        await SqliteStore.open(tmp_path / "db")
+
+
+async def test_a_unit_of_work_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    try:
+
+        def half_then_fail(tx: Tx) -> None:
+            _insert(tx, 0)
+            raise InvalidArgumentError("refused halfway")
+
+        with pytest.raises(InvalidArgumentError):
+            await store.write(half_then_fail)
+        assert await store.read(lambda tx: tx.one("SELECT count(*) FROM ledger")) == (0,)
+        assert await store.write(lambda tx: _insert(tx, 0)) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_database_error_is_translated_to_store_error(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    try:
+        await store.write(lambda tx: _insert(tx, 0))
+        with pytest.raises(StoreError) as caught:
+            await store.write(lambda tx: _insert(tx, 0))  # duplicate seq
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE ledger SET entry = x'00'", "DELETE FROM ledger WHERE seq = 0"]
+)
+async def test_the_triggers_refuse_update_and_delete_through_the_store(
+    tmp_path: Path, statement: str
+) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    try:
+        await store.write(lambda tx: _insert(tx, 0))
+        with pytest.raises(StoreError) as caught:
+            await store.write(lambda tx: tx.execute(statement))
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+        row = await store.read(lambda tx: tx.one("SELECT entry FROM ledger WHERE seq = 0"))
+        assert row == (b"{}",)
+    finally:
+        await store.close()
+
+
+async def test_the_read_only_connection_cannot_write(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    await store.write(lambda tx: _insert(tx, 0))
+    await store.close()
+    conn = open_readonly(tmp_path / "db")
+    try:
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (1,)
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("INSERT INTO schema_version VALUES (50)")
+    finally:
+        conn.close()
+
+
+def test_opening_a_missing_database_read_only_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        open_readonly(tmp_path / "nothing.db")
+
+
+def test_opening_a_file_that_is_not_a_database_read_only_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not an SQLite database, not even close" * 100)
+    with pytest.raises(StoreError):
+        open_readonly(path)
