@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 ENTRY_VERSION = 1
 GENESIS_PREV = "0" * 64
 MAX_ENTRY_BYTES = 64 * 1024
-_TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
+_TYPE = re.compile(r"[a-z][a-z_]*(?:\.[a-z][a-z_]*)+")  # fullmatch: "$" admits a final "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,16 @@ class LedgerEntry:
 
     @classmethod
     def from_row(cls, seq: int, prev: str, leaf: str, raw: bytes) -> LedgerEntry:
-        return cls(seq=seq, prev=prev, leaf_hash=leaf, raw=bytes(raw), fields=canonical.decode(raw))
+        """Decode a stored row; a row that is not ledger JSON (tampering) is a LedgerFaultError."""
+        if not isinstance(raw, bytes):
+            raise LedgerFaultError("canonical", "entry is not stored as bytes", seq=seq)
+        try:
+            fields = canonical.decode(raw)
+        except ValueError as e:
+            raise LedgerFaultError("canonical", f"entry is not ledger JSON: {e}", seq=seq) from e
+        if not isinstance(fields, dict):
+            raise LedgerFaultError("schema", "entry is not a JSON object", seq=seq)
+        return cls(seq=seq, prev=prev, leaf_hash=leaf, raw=raw, fields=fields)
 
 
 def _require_label(value: Any, name: str) -> str:
@@ -113,9 +122,13 @@ def append_entry(
     an entry over MAX_ENTRY_BYTES.
     """
     _require_label(actor, "actor")
-    if not isinstance(type, str) or not _TYPE.match(type):
+    if not isinstance(type, str) or not _TYPE.fullmatch(type):
         raise InvalidArgumentError(f"ledger type {type!r} is not a dotted lowercase label")
-    parts = {"subject": subject or {}, "data": data or {}, "refs": refs or {}}
+    parts = {
+        "subject": {} if subject is None else subject,
+        "data": {} if data is None else data,
+        "refs": {} if refs is None else refs,
+    }
     for name, value in parts.items():
         if not isinstance(value, dict):
             raise InvalidArgumentError(f"ledger {name} must be an object")

@@ -62,13 +62,8 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _ledger_tail(args: argparse.Namespace) -> int:
-    from enforcer.runtime import open_runtime
-
-    async def run() -> list[dict[str, Any]]:
-        async with open_runtime(args.state_dir, config_path=args.config) as rt:
-            return [e.as_dict() for e in await rt.ledger.tail(args.limit, args.task)]
-
-    entries = asyncio.run(run())
+    found = _with_enforcer(args, lambda e: e.ledger.tail(args.limit, args.task))
+    entries = [e.as_dict() for e in found]
     if args.json:
         print(json.dumps(entries, indent=2))
     else:
@@ -79,14 +74,8 @@ def _ledger_tail(args: argparse.Namespace) -> int:
 
 
 def _ledger_show(args: argparse.Namespace) -> int:
-    from enforcer.runtime import open_runtime
-
-    async def run() -> dict[str, Any] | None:
-        async with open_runtime(args.state_dir, config_path=args.config) as rt:
-            entry = await rt.ledger.get(args.seq)
-            return None if entry is None else entry.as_dict()
-
-    found = asyncio.run(run())
+    entry = _with_enforcer(args, lambda e: e.ledger.get(args.seq))
+    found = None if entry is None else entry.as_dict()
     if found is None:
         print(f"no ledger entry with seq {args.seq}", file=sys.stderr)
         return EXIT_FAULT
@@ -96,17 +85,8 @@ def _ledger_show(args: argparse.Namespace) -> int:
 
 
 def _ledger_checkpoint(args: argparse.Namespace) -> int:
-    from enforcer.runtime import open_runtime
-
-    async def run() -> dict[str, Any]:
-        async with open_runtime(args.state_dir, config_path=args.config) as rt:
-            cp = await rt.ledger.checkpoint()
-            return {
-                "size": 0 if cp is None else cp.size,
-                "root": None if cp is None else cp.root.hex(),
-            }
-
-    result = asyncio.run(run())
+    cp = _with_enforcer(args, lambda e: e.ledger.checkpoint(), write=True)
+    result = {"size": 0 if cp is None else cp.size, "root": None if cp is None else cp.root.hex()}
     _emit(args, result, f"checkpoint at size {result['size']} root {result['root']}")
     return EXIT_OK
 
@@ -166,12 +146,21 @@ def _supervisor(args: argparse.Namespace) -> Caller:
     return Caller(actor=name, role="admin", instance=f"cli-{os.getpid()}", pid=os.getpid())
 
 
-def _with_enforcer(args: argparse.Namespace, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+def _with_enforcer(
+    args: argparse.Namespace, fn: Callable[[Any], Awaitable[Any]], *, write: bool = False
+) -> Any:
+    """Run `fn` on an enforcer over the state directory. Read commands never create state: a
+    mistyped --state-dir is an error (exit 2), not a fresh empty ledger."""
     from enforcer.runtime import open_runtime
     from enforcer.service import Enforcer
 
+    if not write and not StatePaths(args.state_dir).db.is_file():
+        raise StoreError(f"no phasegate state in {args.state_dir} (no phasegate.db)")
+
     async def run() -> Any:
-        async with open_runtime(args.state_dir, config_path=args.config) as rt:
+        async with open_runtime(
+            args.state_dir, config_path=args.config, checkpoint_on_close=write
+        ) as rt:
             return await fn(Enforcer(rt))
 
     return asyncio.run(run())
@@ -247,7 +236,9 @@ def _evidence_show(args: argparse.Namespace) -> int:
 
 def _lease_break(args: argparse.Namespace) -> int:
     result = _with_enforcer(
-        args, lambda e: e.lease_break(_supervisor(args), args.task, args.reason, args.phase)
+        args,
+        lambda e: e.lease_break(_supervisor(args), args.task, args.reason, args.phase),
+        write=True,
     )
     _emit(
         args,
@@ -261,7 +252,9 @@ def _lease_break(args: argparse.Namespace) -> int:
 def _control(control: str, active: bool) -> Handler:
     def run(args: argparse.Namespace) -> int:
         result = _with_enforcer(
-            args, lambda e: e.set_control(_supervisor(args), control, active, args.reason)
+            args,
+            lambda e: e.set_control(_supervisor(args), control, active, args.reason),
+            write=True,
         )
         _emit(
             args,
@@ -280,6 +273,7 @@ def _rebaseline(args: argparse.Namespace) -> int:
         lambda e: e.prompt_rebaseline(
             _supervisor(args), args.task, args.reason, prompt, args.phase
         ),
+        write=True,
     )
     _emit(
         args,

@@ -167,6 +167,45 @@ def test_show_prints_one_entry_and_exits_1_for_an_unknown_seq(
     assert main(["ledger", "show", "99", "--state-dir", str(ledger)]) == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ledger", "tail"],
+        ["ledger", "show", "0"],
+        ["status"],
+        ["evidence", "list", "T1"],
+        ["telemetry", "trace", "0" * 32],
+    ],
+)
+def test_read_commands_on_a_missing_state_directory_exit_2_and_create_nothing(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    missing = tmp_path / "typo"
+    assert main([*argv, "--state-dir", str(missing)]) == EXIT_UNREADABLE
+    assert not missing.exists()
+
+
+def test_read_commands_sign_no_checkpoint(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in (ledger / "checkpoints").iterdir())
+    assert main(["ledger", "tail", "--state-dir", str(ledger)]) == EXIT_OK
+    assert main(["status", "--state-dir", str(ledger)]) == EXIT_OK
+    assert sorted(p.name for p in (ledger / "checkpoints").iterdir()) == before
+
+
+def test_tail_over_a_tampered_row_reports_a_fault_not_a_traceback(
+    ledger: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = sqlite3.connect(ledger / "phasegate.db", isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER ledger_no_update")
+        conn.execute("UPDATE ledger SET entry = 'not json' WHERE seq = 4")
+    finally:
+        conn.close()
+    assert main(["ledger", "tail", "--state-dir", str(ledger), "--json"]) == EXIT_FAULT
+    err = json.loads(capsys.readouterr().err)
+    assert err["error"]["details"] == {"kind": "canonical", "seq": 4}
+
+
 def test_checkpoint_signs_the_current_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
