@@ -37,5 +37,7 @@ class ManualClock:
 
 
 def rfc3339(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and a Z, the one timestamp form in the ledger."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with microseconds and a Z, the one timestamp form in the ledger (fixed
+    width, so string order is time order)."""
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    return text[:-6] + "Z"  # "+00:00" -> "Z"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import InvalidArgumentError
@@ -87,7 +87,17 @@ class LeaseView:
     active: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "task": self.task,
+            "phase": self.phase,
+            "holder": self.holder,
+            "actor": self.actor,
+            "instance": self.instance,
+            "lease_id": self.lease_id,
+            "fencing_token": self.fencing_token,
+            "expires_at": self.expires_at,
+            "active": self.active,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +116,20 @@ class EvidenceRecord:
     ts: str
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["problems"] = list(self.problems)
-        return d
+        return {
+            "task": self.task,
+            "phase": self.phase,
+            "name": self.name,
+            "epoch": self.epoch,
+            "sha256": self.sha256,
+            "size": self.size,
+            "producer": self.producer,
+            "subject_sha256": self.subject_sha256,
+            "valid": self.valid,
+            "problems": list(self.problems),
+            "seq": self.seq,
+            "ts": self.ts,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +139,7 @@ class GateProblem:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"artifact": self.artifact, "code": self.code, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)

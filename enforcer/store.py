@@ -13,6 +13,7 @@ outside the migrations' triggers).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -156,6 +157,34 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+def _commit_batch(
+    conn: sqlite3.Connection, units: list[Callable[[Tx], Any]]
+) -> list[tuple[bool, Any]]:
+    """Run units in one transaction, each in a savepoint; (True, result) or (False, error)."""
+    outcomes: list[tuple[bool, Any]] = []
+    tx = SqliteTx(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for unit in units:
+            conn.execute("SAVEPOINT unit")
+            try:
+                outcomes.append((True, unit(tx)))
+            except Exception as e:
+                conn.execute("ROLLBACK TO unit")
+                if isinstance(e, sqlite3.Error):
+                    wrapped = StoreError(f"database error: {e}")
+                    wrapped.__cause__ = e
+                    e = wrapped
+                outcomes.append((False, e))
+            conn.execute("RELEASE unit")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
 class SqliteStore:
     """The embedded default: one SQLite file in WAL mode, reached through aiosqlite's thread."""
 
@@ -173,6 +202,9 @@ class SqliteStore:
         self._reader = reader
         self.path = path
         self.durability = durability
+        self._pending: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Future[None] | None = None
+        self.commits = 0  # write transactions committed (fewer than writes under load)
 
     @classmethod
     async def open(
@@ -223,18 +255,35 @@ class SqliteStore:
             raise StoreError(f"database error: {e}") from e
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
-        def unit(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(SqliteTx(conn))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+        """Group commit: writes that arrive while a batch is committing share the next
+        transaction — one fsync for all — each in its own SAVEPOINT, so a unit that raises is
+        rolled back alone and the others commit. A caller's result is released only after the
+        COMMIT that made it durable."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        if self._drainer is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+        result: T = await future
+        return result
 
-        return await self._run(unit)
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    outcomes = await self._run(_commit_batch, [fn for fn, _ in batch])
+                    self.commits += 1
+                except BaseException as e:  # the batch never committed: every unit fails
+                    outcomes = [(False, e)] * len(batch)
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._drainer = None
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         def unit(conn: sqlite3.Connection) -> T:

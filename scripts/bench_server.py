@@ -4,7 +4,10 @@ Client mode (the default) starts this script in launcher mode as a stdio subproc
 with the MCP SDK's ClientSession, and measures round trips for three tools:
 
 - ``noop``: a bare tool added with ``server.add_tool`` (no router): the floor of the transport;
-- ``task_status``: a read-only routed call;
+- ``controls_status``: a read-only routed call with a small result (the router's own cost:
+  argument check, role, journal line, span attributes, one point read);
+- ``task_status``: a read-only routed call with a ~1 KB result (adds the status reads and the
+  SDK's serialisation and the client's output-schema check of a larger result);
 - ``phase_advance``: a routed write with its gate (one SQLite transaction, one ledger entry).
   Each timed advance is prepared untimed: ``evidence_put strategy.md`` before it, and
   ``phase_backtrack`` to STRATEGIZE after it.
@@ -33,7 +36,7 @@ from typing import Any
 
 STRATEGY = "# Problem\nBenchmark.\n\n# Objectives\n- measure the router\n"
 TASK = "BENCH-1"
-MEASURED = ("noop", "task_status", "phase_advance")
+MEASURED = ("noop", "controls_status", "task_status", "phase_advance")
 READ_TARGET_PCT = 20.0
 ADVANCE_TARGET_MS = 2.0
 
@@ -146,14 +149,22 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, list[float]]:
                 async def task_status() -> Any:
                     return await session.call_tool("task_status", status)
 
-                # Warm-up, then interleave the two read kinds in blocks so drift hits both.
-                await timed(args.warmup, noop)
-                await timed(args.warmup, task_status)
-                samples: dict[str, list[float]] = {"noop": [], "task_status": []}
+                async def controls_status() -> Any:
+                    return await session.call_tool("controls_status", {})
+
+                # Warm-up, then interleave the read kinds in blocks so drift hits all alike.
+                reads = {
+                    "noop": noop,
+                    "controls_status": controls_status,
+                    "task_status": task_status,
+                }
+                for call in reads.values():
+                    await timed(args.warmup, call)
+                samples: dict[str, list[float]] = {name: [] for name in reads}
                 block = max(1, args.calls // 10)
                 for _ in range(args.calls // block):
-                    samples["noop"] += await timed(block, noop)
-                    samples["task_status"] += await timed(block, task_status)
+                    for name, call in reads.items():
+                        samples[name] += await timed(block, call)
                 await advances(session, max(1, args.warmup // 10))
                 samples["phase_advance"] = await advances(session, args.advances)
                 # Diagnostics: the client's own output-schema check of one result of each.
@@ -199,16 +210,20 @@ async def client(args: argparse.Namespace) -> int:
             f"{name:<32} p50 {medians[name][0]:7.3f} ms   p99 {medians[name][1]:7.3f} ms"
             "   (median of runs)"
         )
-    noop50, status50 = medians["noop"][0], medians["task_status"][0]
-    overhead = (status50 - noop50) / noop50 * 100
+    noop50 = medians["noop"][0]
+    read_ok = True
+    for tool in ("controls_status", "task_status"):
+        tool50 = medians[tool][0]
+        overhead = (tool50 - noop50) / noop50 * 100
+        ok = overhead <= READ_TARGET_PCT
+        read_ok = read_ok and ok
+        print(
+            f"overhead of {tool} over noop (p50): {overhead:+.1f} %"
+            f" ({tool50 - noop50:+.3f} ms)  target <= {READ_TARGET_PCT:.0f} %:"
+            f" {'met' if ok else 'MISSED'}"
+        )
     advance50 = medians["phase_advance"][0]
-    read_ok = overhead <= READ_TARGET_PCT
     advance_ok = advance50 <= ADVANCE_TARGET_MS
-    print(
-        f"router overhead of task_status over noop (p50): {overhead:+.1f} %"
-        f" ({status50 - noop50:+.3f} ms)  target <= {READ_TARGET_PCT:.0f} %:"
-        f" {'met' if read_ok else 'MISSED'}"
-    )
     print(
         f"phase_advance p50 {advance50:.3f} ms  target <= {ADVANCE_TARGET_MS} ms:"
         f" {'met' if advance_ok else 'MISSED'}"

@@ -15,7 +15,9 @@ fresh evidence, as an agent would). Every run uses a fresh state directory; the 
 the median over the runs of each run's percentile. transitions/s is 1 / mean advance latency.
 
 Sustained: that many tasks are brought to SPEC with their evidence and attestation (untimed),
-then all are advanced back-to-back; transitions/s = tasks / elapsed, median over the runs.
+then all are advanced back-to-back — by one agent, and by --agents agents at once (each its own
+share), as when many agents share one server; transitions/s = tasks / elapsed, median over
+the runs.
 """
 
 from __future__ import annotations
@@ -56,18 +58,18 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-async def to_spec(e: Enforcer, task: str) -> None:
-    await e.task_start(AGENT, "benchmark", task)
-    await e.evidence_put(AGENT, task, "strategy.md", STRATEGY)
-    await e.phase_advance(AGENT, task)
+async def to_spec(e: Enforcer, task: str, agent: Caller = AGENT) -> None:
+    await e.task_start(agent, "benchmark", task)
+    await e.evidence_put(agent, task, "strategy.md", STRATEGY)
+    await e.phase_advance(agent, task)
 
 
-async def ready(e: Enforcer, task: str) -> None:
+async def ready(e: Enforcer, task: str, agent: Caller = AGENT) -> None:
     """Everything SPEC's gate and the attestation check need (untimed)."""
     for name, content in (("spec.md", SPEC), ("notes.md", NOTES)):
-        rec = await e.evidence_put(AGENT, task, name, content)
+        rec = await e.evidence_put(agent, task, name, content)
         assert rec.valid, rec.problems
-    await e.prompt_attest(AGENT, task, PROMPT)
+    await e.prompt_attest(agent, task, PROMPT)
 
 
 async def latency_run(state: Path, durability: str, count: int) -> tuple[float, ...]:
@@ -95,17 +97,27 @@ async def latency_run(state: Path, durability: str, count: int) -> tuple[float, 
     )
 
 
-async def sustained_run(state: Path, durability: str, tasks: int) -> float:
-    """Transitions/s advancing `tasks` prepared tasks back-to-back."""
-    names = [f"S{i:05d}" for i in range(tasks)]
+async def sustained_run(state: Path, durability: str, tasks: int, agents: int) -> float:
+    """Transitions/s advancing `tasks` prepared tasks: `agents` agents at once, each advancing
+    its own share back-to-back (agents > 1 is a server shared by many agents; the store then
+    groups their commits)."""
+    crew = [Caller(f"agent{a}", instance=f"i{a}") for a in range(agents)]
+    shares: list[list[str]] = [[] for _ in crew]
+    for i in range(tasks):
+        shares[i % agents].append(f"S{i:05d}")
     async with open_runtime(state, config=config(durability)) as rt:
         e = Enforcer(rt)
-        for task in names:
-            await to_spec(e, task)
-            await ready(e, task)
+        for agent, share in zip(crew, shares, strict=True):
+            for task in share:
+                await to_spec(e, task, agent)
+                await ready(e, task, agent)
+
+        async def advance_all(agent: Caller, share: list[str]) -> None:
+            for task in share:
+                await e.phase_advance(agent, task)
+
         started = time.perf_counter()
-        for task in names:
-            await e.phase_advance(AGENT, task)
+        await asyncio.gather(*(advance_all(a, sh) for a, sh in zip(crew, shares, strict=True)))
         elapsed = time.perf_counter() - started
         assert all(t["phase"] == "PLAN" for t in await e.task_list())
     return tasks / elapsed
@@ -116,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per durability")
     parser.add_argument("--transitions", type=int, default=1000, help="timed advances per run")
     parser.add_argument("--tasks", type=int, default=2000, help="tasks in the sustained run")
+    parser.add_argument("--agents", type=int, default=16, help="concurrent agents, sustained")
     parser.add_argument("--dir", type=Path, default=None, help="where state dirs are made")
     args = parser.parse_args(argv)
 
@@ -151,17 +164,22 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         print(
-            f"sustained: {args.tasks:,} tasks advanced back-to-back, {args.runs} runs;"
-            " median (min-max)"
+            f"sustained: {args.tasks:,} tasks advanced back-to-back by 1 agent, then by"
+            f" {args.agents} agents at once; {args.runs} runs; median (min-max)"
         )
-        print(f"{'durability':<12}{'transitions/s':>15}{'range':>18}")
+        print(f"{'durability':<12}{'agents':>7}{'transitions/s':>15}{'range':>18}")
         for durability in ("FULL", "NORMAL"):
-            rates = [
-                asyncio.run(sustained_run(root / f"sus-{durability}-{r}", durability, args.tasks))
-                for r in range(args.runs)
-            ]
-            spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
-            print(f"{durability:<12}{statistics.median(rates):>15,.0f}{spread:>18}")
+            for agents in (1, args.agents):
+                rates = [
+                    asyncio.run(
+                        sustained_run(
+                            root / f"sus-{durability}-{agents}-{r}", durability, args.tasks, agents
+                        )
+                    )
+                    for r in range(args.runs)
+                ]
+                spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+                print(f"{durability:<12}{agents:>7}{statistics.median(rates):>15,.0f}{spread:>18}")
     return 0
 
 

@@ -202,10 +202,12 @@ def children() -> Iterator[list[Child]]:
             child.close()
 
 
-def worker(state_dir: Path, actor: str, count: int, cwd: Path) -> Child:
+def worker(state_dir: Path, actor: str, count: int, cwd: Path, peer: str | None = None) -> Child:
     """Start ledger_worker.py: it opens the runtime, prints ``ready``, waits for ``go``, then
-    appends `count` entries (0: until killed) printing each committed seq."""
-    return Child([sys.executable, str(WORKER), str(state_dir), actor, str(count)], cwd)
+    appends `count` entries (0: until killed) printing each committed seq; with `peer`, it
+    waits after its first entry until `peer` has written one too."""
+    extra = [] if peer is None else [peer]
+    return Child([sys.executable, str(WORKER), str(state_dir), actor, str(count), *extra], cwd)
 
 
 def python(code: str, *args: str, cwd: Path) -> Child:

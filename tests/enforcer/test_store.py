@@ -3,6 +3,7 @@ work, append-only triggers, and the read-only connection of the verifier."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 
 from enforcer.errors import InvalidArgumentError, StoreError
 from enforcer.store import MIGRATIONS, SqliteStore, Tx, open_readonly
+
+KV = "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 
 
 def _insert(tx: Tx, seq: int) -> int:
@@ -116,3 +119,47 @@ def test_opening_a_file_that_is_not_a_database_read_only_is_a_store_error(tmp_pa
     path.write_bytes(b"this is not an SQLite database, not even close" * 100)
     with pytest.raises(StoreError):
         open_readonly(path)
+
+
+async def test_concurrent_writes_share_commits_and_a_failing_one_is_rolled_back_alone(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / "g.db", migrations=[*MIGRATIONS, KV])
+    try:
+
+        def put(n: int) -> Any:
+            def unit(tx: Tx) -> int:
+                tx.execute("INSERT INTO kv (k, v) VALUES (?, ?)", (f"k{n}", n))
+                if n % 7 == 0:
+                    raise InvalidArgumentError(f"unit {n} refuses")
+                return n
+
+            return unit
+
+        before = store.commits
+        results = await asyncio.gather(
+            *(store.write(put(n)) for n in range(1, 50)), return_exceptions=True
+        )
+        for n, result in zip(range(1, 50), results, strict=True):
+            if n % 7 == 0:
+                assert isinstance(result, InvalidArgumentError)
+            else:
+                assert result == n
+        rows = await store.read(lambda tx: tx.all("SELECT v FROM kv ORDER BY v"))
+        assert [r[0] for r in rows] == [n for n in range(1, 50) if n % 7]
+        assert store.commits - before < 49  # grouped: fewer fsyncs than writes
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_error_inside_one_grouped_unit_fails_only_that_unit(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "h.db", migrations=[*MIGRATIONS, KV])
+    try:
+        good = store.write(lambda tx: tx.execute("INSERT INTO kv (k, v) VALUES ('a', 1)"))
+        bad = store.write(lambda tx: tx.execute("INSERT INTO nowhere VALUES (1)"))
+        ok, failed = await asyncio.gather(good, bad, return_exceptions=True)
+        assert ok == 1
+        assert isinstance(failed, StoreError)
+        assert await store.read(lambda tx: tx.one("SELECT v FROM kv WHERE k = 'a'")) == (1,)
+    finally:
+        await store.close()
