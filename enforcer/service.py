@@ -208,11 +208,10 @@ class Enforcer:
         digests: list[str] = []
         for name in required:
             rec = self._evidence(tx, task.task, phase.value, name)
-            if rec is not None:
-                digests.append(rec.sha256)
             if rec is None:
                 problems.append(GateProblem(name, "EVIDENCE_MISSING", "not recorded"))
                 continue
+            digests.append(rec.sha256)
             if rec.epoch != task.epoch:
                 problems.append(
                     GateProblem(
