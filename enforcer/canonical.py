@@ -90,6 +90,12 @@ def _bounded_int(text: str) -> int:
 
 
 _DECODER = json.JSONDecoder(parse_float=_no_float, parse_int=_bounded_int, parse_constant=_no_float)
+# Every JSON integer beyond ±(2**53 - 1) has at least 16 digits (JSON has no leading zeros and
+# no integer exponents), so bytes without a run of 16 digits need no per-integer callback.
+_SAFE_INTS = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+# A run of 16 digits, found by mapping every digit to "1" (C speed; a regex takes ~6x longer).
+_DIGITS_TO_ONES = bytes.maketrans(b"0123456789", b"1111111111")
+_SIXTEEN_ONES = b"1" * 16
 
 
 def decode(raw: bytes) -> Any:
@@ -99,8 +105,9 @@ def decode(raw: bytes) -> Any:
     ±(2**53 - 1), trailing data, and nesting too deep for the parser.
     """
     text = bytes(raw).decode("utf-8")
+    decoder = _DECODER if _SIXTEEN_ONES in bytes(raw).translate(_DIGITS_TO_ONES) else _SAFE_INTS
     try:
-        value, end = _DECODER.raw_decode(text)
+        value, end = decoder.raw_decode(text)
     except RecursionError as e:
         raise ValueError("JSON nested too deeply") from e
     if end != len(text):

@@ -27,6 +27,7 @@ __all__ = [
 
 _LEAF = b"\x00"
 _NODE = b"\x01"
+_sha256 = hashlib.sha256
 
 
 class MerkleProofError(ValueError):
@@ -171,23 +172,23 @@ class Frontier:
     __slots__ = ("_nodes", "size")
 
     def __init__(self) -> None:
-        self._nodes: list[tuple[int, bytes]] = []  # (height, hash), heights strictly decreasing
+        # One root per set bit of `size`, largest subtree first: the heights are implied.
+        self._nodes: list[bytes] = []
         self.size = 0
 
     def append(self, leaf: bytes) -> None:
-        height, node = 0, leaf
-        while self._nodes and self._nodes[-1][0] == height:
-            _, left = self._nodes.pop()
-            node = node_hash(left, node)
-            height += 1
-        self._nodes.append((height, node))
+        nodes, node, n = self._nodes, leaf, self.size
+        while n & 1:  # each trailing 1 bit is a perfect subtree of the new leaf's height
+            node = _sha256(_NODE + nodes.pop() + node).digest()
+            n >>= 1
+        nodes.append(node)
         self.size += 1
 
     def root(self) -> bytes:
         """Folding the perfect subtrees right to left gives RFC 6962's root for any size."""
         if not self._nodes:
             return hashlib.sha256(b"").digest()
-        acc = self._nodes[-1][1]
-        for _, node in reversed(self._nodes[:-1]):
+        acc = self._nodes[-1]
+        for node in reversed(self._nodes[:-1]):
             acc = node_hash(node, acc)
         return acc
