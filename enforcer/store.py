@@ -160,24 +160,30 @@ def _statements(script: str) -> list[str]:
 def _commit_batch(
     conn: sqlite3.Connection, units: list[Callable[[Tx], Any]]
 ) -> list[tuple[bool, Any]]:
-    """Run units in one transaction, each in a savepoint; (True, result) or (False, error)."""
+    """Run units in one transaction, each in a savepoint; (True, result) or (False, error).
+
+    A batch of one needs no savepoint: its failure rolls the whole transaction back."""
     outcomes: list[tuple[bool, Any]] = []
     tx = SqliteTx(conn)
+    alone = len(units) == 1
     conn.execute("BEGIN IMMEDIATE")
     try:
         for unit in units:
-            conn.execute("SAVEPOINT unit")
+            if not alone:
+                conn.execute("SAVEPOINT unit")
             try:
                 outcomes.append((True, unit(tx)))
             except Exception as e:
-                conn.execute("ROLLBACK TO unit")
+                conn.execute("ROLLBACK" if alone else "ROLLBACK TO unit")
                 if isinstance(e, sqlite3.Error):
                     wrapped = StoreError(f"database error: {e}")
                     wrapped.__cause__ = e
                     e = wrapped
                 outcomes.append((False, e))
-            conn.execute("RELEASE unit")
-        conn.execute("COMMIT")
+            if not alone:
+                conn.execute("RELEASE unit")
+        if conn.in_transaction:
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
