@@ -33,25 +33,32 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True) if args.json else text)
 
 
-def _ledger_verify(args: argparse.Namespace) -> int:
-    from enforcer.verify import verify_state
-
+def _checked(args: argparse.Namespace, check: Callable[[Path], Any]) -> tuple[Any, int]:
+    """Run a verifier: (its report, EXIT_OK), or (None, the exit code) after printing the fault."""
     try:
-        report = verify_state(args.state_dir)
+        return check(args.state_dir), EXIT_OK
     except LedgerFaultError as e:
         _emit(
             args,
             {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message},
             f"FAIL {e.kind} at seq {e.seq}: {e.message}",
         )
-        return EXIT_FAULT
+        return None, EXIT_FAULT
     except StoreError as e:
         _emit(
             args,
             {"ok": False, "fault": "unreadable", "message": e.message},
             f"UNREADABLE: {e.message}",
         )
-        return EXIT_UNREADABLE
+        return None, EXIT_UNREADABLE
+
+
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from enforcer.verify import verify_state
+
+    report, code = _checked(args, verify_state)
+    if report is None:
+        return code
     _emit(
         args,
         report.as_dict(),
@@ -349,22 +356,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _verify_all(args: argparse.Namespace) -> int:
     from enforcer.integrity import check_integrity
 
-    try:
-        report = check_integrity(args.state_dir)
-    except LedgerFaultError as e:
-        _emit(
-            args,
-            {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message},
-            f"FAIL {e.kind} at seq {e.seq}: {e.message}",
-        )
-        return EXIT_FAULT
-    except StoreError as e:
-        _emit(
-            args,
-            {"ok": False, "fault": "unreadable", "message": e.message},
-            f"UNREADABLE: {e.message}",
-        )
-        return EXIT_UNREADABLE
+    report, code = _checked(args, check_integrity)
+    if report is None:
+        return code
     d = report.as_dict()
     _emit(
         args,
