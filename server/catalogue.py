@@ -227,17 +227,24 @@ class ToolSpec:
         return "task" in self.args.model_fields
 
 
+# DONE is terminal: a tool that changes a task has nothing to do there.
+_LIVE = ALL_PHASES - {Phase.DONE}
+
+
 def _spec(
     name: str,
     description: str,
     args: type[Args],
     result: type[Result],
     role: Role,
-    phases: frozenset[Phase] = ALL_PHASES,
+    phases: frozenset[Phase] | None = None,
     *,
     read_only: bool = False,
     **flags: bool,
 ) -> ToolSpec:
+    """Default phases: every phase for read-only tools, every phase but DONE otherwise."""
+    if phases is None:
+        phases = ALL_PHASES if read_only else _LIVE
     return ToolSpec(name, description, args, result, role, phases, read_only, name, **flags)
 
 
@@ -250,6 +257,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         TaskStartArgs,
         TaskStatusResult,
         "operator",
+        ALL_PHASES,  # it names no existing task, so no phase limits it
         creates_task=True,
     ),
     _spec(

@@ -388,10 +388,15 @@ async def test_a_task_in_done_takes_no_more_evidence(
 ) -> None:
     async with memory_client(state_dir, config) as c:
         await _start(c)
-        assert (await drive(c, "T1", Phase.DONE))["phase"] == "DONE"
+        done = await drive(c, "T1", Phase.DONE)
+        assert done["phase"] == "DONE"
+        # DONE is terminal: the router offers nothing that would change the task.
+        assert not {"evidence_put", "phase_advance", "phase_backtrack", "lease_acquire"} & set(
+            done["tools_allowed"]
+        )
         refusal(await c.call_tool("evidence_put", STRATEGY), "OUT_OF_PHASE")
         refusal(await c.call_tool("phase_advance", {"task": "T1"}), "OUT_OF_PHASE")
         refusal(
             await c.call_tool("phase_backtrack", {"task": "T1", "to": "SPEC", "reason": "x"}),
-            "INVALID_ARGUMENT",
+            "OUT_OF_PHASE",
         )
