@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +202,7 @@ class Ledger:
         self._signed_size = max(
             (s for s, _ in checkpoint.list_checkpoints(checkpoints_dir)), default=0
         )
-        self._signed_at = time.monotonic()
+        self._signed_at = clock.now()  # the injected clock: tests move it, not sleep
         self.size_hint = 0  # largest seq + 1 this process has seen
         self._signing = asyncio.Lock()  # one frontier update at a time
 
@@ -292,7 +291,7 @@ class Ledger:
             self._last_prev = leaf
         size = self._frontier.size
         self.observe(size - 1)
-        self._signed_at = time.monotonic()
+        self._signed_at = self.clock.now()
         if size == 0:
             return None
         cp = Checkpoint(origin=self.origin, size=size, root=self._frontier.root())
@@ -306,7 +305,8 @@ class Ledger:
         pending = self.size_hint - self._signed_size
         if pending >= self.policy.every:
             return True
-        return pending > 0 and time.monotonic() - self._signed_at >= self.policy.interval_s
+        elapsed = (self.clock.now() - self._signed_at).total_seconds()
+        return pending > 0 and elapsed >= self.policy.interval_s
 
     async def maybe_checkpoint(self) -> Checkpoint | None:
         return await self.checkpoint() if self.checkpoint_due() else None

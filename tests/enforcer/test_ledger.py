@@ -16,13 +16,16 @@ import pytest
 import rfc8785
 from ledger_kit import GENESIS, children, config, leaf_hex, rows, tampering, worker
 
-from enforcer import merkle
+from enforcer import checkpoint, merkle
 from enforcer.checkpoint import Checkpoint
 from enforcer.clock import ManualClock
+from enforcer.config import Config, LedgerConfig
 from enforcer.errors import InvalidArgumentError, LedgerFaultError
 from enforcer.keys import Verifier
 from enforcer.ledger import GENESIS_PREV, MAX_ENTRY_BYTES
+from enforcer.model import Caller
 from enforcer.runtime import Runtime, open_runtime
+from enforcer.service import Enforcer
 from enforcer.verify import verify_state
 
 
@@ -274,3 +277,33 @@ async def test_appends_survive_reopening_and_keep_the_chain(tmp_path: Path) -> N
     assert (report.entries, report.checkpoints) == (9, 3)
     assert report.root == merkle.root([bytes.fromhex(r[2]) for r in chain]).hex()
     assert hashlib.sha256(b"").hexdigest() != report.root
+
+
+async def test_checkpoints_are_signed_every_n_entries_after_the_interval_and_at_shutdown(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+
+    def sizes() -> list[int]:
+        return [s for s, _ in checkpoint.list_checkpoints(tmp_path / "checkpoints")]
+
+    cfg = Config(ledger=LedgerConfig(checkpoint_every=5, checkpoint_interval_s=60))
+    async with open_runtime(tmp_path, config=cfg, clock=clock) as rt:
+        e = Enforcer(rt)
+        me = Caller("alice", instance="i1")
+        await e.task_start(me, "checkpoints", "T1")  # 2 entries: task.started, lease.acquired
+        for _ in range(3):
+            await e.prompt_attest(me, "T1", "a")  # baseline, then matches (no entry)
+            await e.evidence_put(me, "T1", "notes.md", "x")
+        # 6 entries so far: signed as soon as five were pending, by the enforcer itself
+        assert sizes() == [5]
+        await e.evidence_put(me, "T1", "notes.md", "y")
+        assert sizes() == [5]  # two pending, the interval not reached
+        assert not rt.ledger.checkpoint_due()
+        clock.advance(61)
+        assert rt.ledger.checkpoint_due()
+        assert await rt.ledger.maybe_checkpoint() is not None
+        assert sizes() == [5, 7]
+        await e.evidence_put(me, "T1", "notes.md", "z")
+    assert sizes() == [5, 7, 8]  # and at shutdown
+    assert verify_state(tmp_path).latest_checkpoint_size == 8
