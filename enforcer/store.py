@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -114,9 +115,24 @@ class SqliteTx:
 
 def _configure(conn: sqlite3.Connection, durability: Durability, busy_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise StoreError(f"cannot switch the database to WAL (got {mode})")
+    # Switching a fresh file to WAL needs a moment of exclusive access. When another process
+    # holds a lock, SQLite answers at once — "database is locked", or the old mode — without
+    # using the busy timeout. The mode is persistent, so retry until this or the other process
+    # has switched it, within the busy timeout.
+    deadline = time.monotonic() + max(busy_ms, 1000) / 1000
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode == "wal":
+                break
+            why = f"it stays {mode}"
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            why = str(e)
+        if time.monotonic() >= deadline:
+            raise StoreError(f"cannot switch the database to WAL ({why})")
+        time.sleep(0.005)
     conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'FULL' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from enforcer.errors import InvalidArgumentError, StoreError
-from enforcer.store import MIGRATIONS, SqliteStore, Tx, open_readonly
+from enforcer.store import MIGRATIONS, SqliteStore, Tx, _configure, open_readonly
 
 KV = "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 
@@ -163,3 +164,33 @@ async def test_a_sqlite_error_inside_one_grouped_unit_fails_only_that_unit(tmp_p
         assert await store.read(lambda tx: tx.one("SELECT v FROM kv WHERE k = 'a'")) == (1,)
     finally:
         await store.close()
+
+
+def test_switching_a_fresh_file_to_wal_waits_for_another_connections_lock(tmp_path: Path) -> None:
+    # While another connection holds a write lock on a fresh file, SQLite answers the switch to
+    # WAL with "database is locked" at once (no busy wait): configuring must retry, not fail.
+    db = tmp_path / "fresh.db"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE held (a)")
+    released = threading.Event()
+
+    def release_soon() -> None:
+        released.wait(timeout=5)
+        holder.execute("COMMIT")
+
+    thread = threading.Thread(target=release_soon)
+    thread.start()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError):  # what the plain PRAGMA does
+            conn.execute("PRAGMA journal_mode = WAL")
+        timer = threading.Timer(0.2, released.set)
+        timer.start()
+        _configure(conn, "FULL", 5000)  # retries until the holder commits
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        released.set()
+        thread.join(timeout=5)
+        conn.close()
+        holder.close()
