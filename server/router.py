@@ -220,6 +220,8 @@ class Router:
             payload = await self.handlers[spec.handler_name](ctx, args)
             if isinstance(payload.get("phase"), str):
                 phase_var.set(payload["phase"])
+            if spec.creates_task and isinstance(payload.get("task"), str):
+                task = payload["task"]  # a generated id: the new task's journal starts here
             if task is not None:
                 task_exists = True
             # Handlers build their payloads from the result models' fields; the client checks them

@@ -179,3 +179,13 @@ async def test_two_server_processes_journal_the_same_task_side_by_side(
     assert {line["instance"] for line in lines if line["actor"] == "alice"} != {
         line["instance"] for line in lines if line["actor"] == "bob"
     }
+
+
+async def test_a_task_started_with_a_generated_id_journals_its_start_under_that_id(
+    state_dir: Path, config: Config
+) -> None:
+    async with memory_client(state_dir, config) as c:
+        task = ok(await c.call_tool("task_start", {"title": "generated"}))["task"]
+    lines = journal(state_dir, task)
+    assert [(line["tool"], line["outcome"]) for line in lines] == [("task_start", "ok")]
+    assert not (state_dir / "evidence" / "_calls").exists()
