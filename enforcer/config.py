@@ -15,10 +15,11 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidArgumentError
 from .evidence import check_name
+from .gates import DEFAULT_THRESHOLDS
 from .phases import Phase
 
 __all__ = [
@@ -30,9 +31,16 @@ __all__ = [
 ]
 
 Role = Literal["viewer", "operator", "admin"]
-PhaseName = Literal[
-    "STRATEGIZE", "SPEC", "PLAN", "THINK", "IMPLEMENT", "VERIFY", "REVIEW", "PR", "MONITOR"
-]
+
+
+def _not_done(phase: Phase) -> Phase:
+    if phase is Phase.DONE:
+        raise ValueError("DONE is terminal: nothing is checked on leaving it")
+    return phase
+
+
+# A phase that can be left: gates and attestation checks apply to these only.
+LivePhase = Annotated[Phase, AfterValidator(_not_done)]
 
 
 class _Section(BaseModel):
@@ -70,7 +78,7 @@ class LeaseConfig(_Section):
 
 
 class AttestationConfig(_Section):
-    error_phases: list[PhaseName] = ["VERIFY", "REVIEW", "MONITOR"]
+    error_phases: list[LivePhase] = [Phase.VERIFY, Phase.REVIEW, Phase.MONITOR]
 
 
 class GateConfig(_Section):
@@ -93,13 +101,9 @@ class GateConfig(_Section):
 
 
 class ReviewConfig(_Section):
-    thresholds: dict[str, Annotated[int, Field(ge=1, le=5)]] = {
-        "readability": 3,
-        "maintainability": 3,
-        "performance": 3,
-        "security": 3,
-        "governance": 3,
-    }
+    thresholds: dict[str, Annotated[int, Field(ge=1, le=5)]] = Field(
+        default_factory=lambda: dict(DEFAULT_THRESHOLDS)
+    )
 
 
 class ActorConfig(_Section):
@@ -133,32 +137,16 @@ class Config(_Section):
     verify: VerifyConfig = VerifyConfig()
     leases: LeaseConfig = LeaseConfig()
     attestation: AttestationConfig = AttestationConfig()
-    gates: dict[PhaseName, GateConfig] = {}
+    gates: dict[LivePhase, GateConfig] = {}
     review: ReviewConfig = ReviewConfig()
     actors: dict[str, ActorConfig] = {}
     server: ServerConfig = ServerConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     # Router table overrides: tool name -> phases where it is allowed (issue-level contract).
-    tools: dict[
-        str,
-        list[
-            Literal[
-                "STRATEGIZE",
-                "SPEC",
-                "PLAN",
-                "THINK",
-                "IMPLEMENT",
-                "VERIFY",
-                "REVIEW",
-                "PR",
-                "MONITOR",
-                "DONE",
-            ]
-        ],
-    ] = {}
+    tools: dict[str, list[Phase]] = {}
 
     def error_phases(self) -> frozenset[Phase]:
-        return frozenset(Phase[p] for p in self.attestation.error_phases)
+        return frozenset(self.attestation.error_phases)
 
 
 def config_path(explicit: Path | None, state_dir: Path | None) -> Path | None:

@@ -170,11 +170,11 @@ class Enforcer:
         return TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
 
     def required(self, phase: Phase) -> tuple[str, ...]:
-        gate = self.config.gates.get(phase.value)  # type: ignore[call-overload]
+        gate = self.config.gates.get(phase)
         return tuple(gate.artifacts) if gate is not None else DEFAULT_GATES.get(phase, ())
 
     def _require_server(self, phase: Phase) -> bool:
-        gate = self.config.gates.get(phase.value)  # type: ignore[call-overload]
+        gate = self.config.gates.get(phase)
         return True if gate is None else bool(gate.require_server_results)
 
     @staticmethod

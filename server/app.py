@@ -17,7 +17,6 @@ import inspect
 import logging
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, load_config
+from enforcer.leases import HOST
 from enforcer.model import Caller
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
@@ -70,7 +70,7 @@ class ServeOptions:
     actor: str | None = None
     clock: Clock | None = None
     http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
-    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    instance: str = field(default_factory=lambda: f"{HOST}-{os.getpid()}")
 
 
 @dataclass
@@ -98,7 +98,7 @@ class AppState:
         actor = actor or "agent"
         configured = self.config.actors.get(actor)
         role = configured.role if configured is not None else "operator"
-        return Caller(actor, role, self.options.instance, os.getpid(), socket.gethostname())
+        return Caller(actor, role, self.options.instance, os.getpid(), HOST)
 
 
 def _state(ctx: Context) -> AppState:
