@@ -177,6 +177,10 @@ class Leases:
 
         Raises Refused(LEASE_HELD | LEASE_EXPIRED) or StaleTokenError.
         """
+        return self.hold(tx, ops, task, phase, token).token
+
+    def hold(self, tx: Tx, ops: Ops, task: str, phase: str, token: int | None = None) -> LeaseRow:
+        """Like `guard`, returning the caller's lease row itself."""
         row = self.row(tx, task, phase)
         caller = ops.caller
         # A presented token must name a lease that is still held: after a break (or a release)
@@ -191,14 +195,14 @@ class Leases:
             if row.held_by(caller):
                 if row.active(ops.ts):
                     ops.lease_token = row.token
-                    return row.token
+                    return row
                 raise self._refuse_expired(ops, row)
             if row.active(ops.ts) and not row.holder_gone():
                 raise self._refuse_held(ops, row)
         takeover = None
         if row is not None and row.actor is not None:
             takeover = "holder_gone" if row.active(ops.ts) else "expired"
-        return self._grant(tx, ops, task, phase, row, implicit=True, takeover=takeover).token
+        return self._grant(tx, ops, task, phase, row, implicit=True, takeover=takeover)
 
     def acquire(self, tx: Tx, ops: Ops, task: str, phase: str, ttl_s: int | None) -> LeaseRow:
         row = self.row(tx, task, phase)
@@ -281,18 +285,31 @@ class Leases:
         )
         return row
 
-    def hand_over(self, tx: Tx, ops: Ops, task: str, old: str, new: str | None) -> dict[str, Any]:
+    def hand_over(
+        self, tx: Tx, ops: Ops, held: LeaseRow, new: str | None
+    ) -> tuple[dict[str, Any], LeaseRow | None]:
         """The lease part of a phase move, carried inside the phase entry itself: release the
-        caller's lease on `old` and grant them `new` when it is free (one entry per move)."""
-        row = self.row(tx, task, old)
-        released = row.token if row is not None and row.actor and row.held_by(ops.caller) else None
-        lease = None
+        caller's lease `held` (from `hold`) and grant them `new` when it is free (one entry per
+        move). Returns the entry's lease data and the lease on `new` once the entry applies."""
+        released = held.token if held.actor and held.held_by(ops.caller) else None
+        lease, after = None, None
         if new is not None:
-            nrow = self.row(tx, task, new)
-            busy = nrow is not None and nrow.actor is not None and nrow.active(ops.ts)
+            after = self.row(tx, held.task, new)
+            busy = after is not None and after.actor is not None and after.active(ops.ts)
             if not busy:
-                lease = self._grant_data(ops, task, new, nrow, implicit=True)
-        return {"released_token": released, "lease": lease}
+                lease = self._grant_data(ops, held.task, new, after, implicit=True)
+                after = LeaseRow(
+                    held.task,
+                    new,
+                    lease["holder_actor"],
+                    lease["instance"],
+                    lease["pid"],
+                    lease["host"],
+                    lease["lease_id"],
+                    lease["token"],
+                    lease["expires_at"],
+                )
+        return {"released_token": released, "lease": lease}, after
 
 
 def _add_seconds(ts: str, seconds: int) -> str:

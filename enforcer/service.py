@@ -19,9 +19,9 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from . import projection
 from .attestation import Attestations, AttestResult, prompt_sha256
@@ -40,7 +40,7 @@ from .errors import (
 from .evidence import EvidenceFiles, check_name
 from .gates import DEFAULT_GATES, RESERVED_SERVER_ARTIFACTS, check_artifact, shape_hint
 from .instruments import count_committed, tracer
-from .leases import Leases
+from .leases import LeaseRow, Leases
 from .ledger import LedgerEntry
 from .model import (
     Caller,
@@ -116,6 +116,18 @@ class StatusReport:
             "next_phase": None if self.next_phase is None else self.next_phase.value,
             "hints": hints,
         }
+
+
+class _GateRow(NamedTuple):
+    """The columns of an evidence record a gate reads."""
+
+    name: str
+    epoch: int
+    sha256: str
+    valid: int
+    problems: str  # a JSON list
+    producer: str
+    subject_sha256: str | None
 
 
 class Enforcer:
@@ -206,8 +218,20 @@ class Enforcer:
         required = self.required(phase)
         problems: list[GateProblem] = []
         digests: list[str] = []
+        found = (
+            {
+                r[0]: r
+                for r in tx.all(
+                    "SELECT name, epoch, sha256, valid, problems, producer, subject_sha256"
+                    " FROM evidence WHERE task = ? AND phase = ?",
+                    (task.task, phase.value),
+                )
+            }
+            if required
+            else {}
+        )
         for name in required:
-            rec = self._evidence(tx, task.task, phase.value, name)
+            rec = _GateRow(*found[name]) if name in found else None
             if rec is None:
                 problems.append(GateProblem(name, "EVIDENCE_MISSING", "not recorded"))
                 continue
@@ -223,7 +247,8 @@ class Enforcer:
                 )
                 continue
             if not rec.valid:
-                problems.append(GateProblem(name, "EVIDENCE_INVALID", "; ".join(rec.problems)))
+                reasons = "; ".join(json.loads(rec.problems))
+                problems.append(GateProblem(name, "EVIDENCE_INVALID", reasons))
                 continue
             if (
                 phase is Phase.VERIFY
@@ -283,7 +308,10 @@ class Enforcer:
 
     def _status(self, tx: Tx, now: str, task: str) -> StatusReport:
         view = self._task_row(tx, task)
-        lease = self.leases.row(tx, task, view.phase.value)
+        return self._report(tx, now, view, self.leases.row(tx, task, view.phase.value))
+
+    def _report(self, tx: Tx, now: str, view: TaskView, lease: LeaseRow | None) -> StatusReport:
+        task = view.task
         return StatusReport(
             task=view,
             lease=None if lease is None else lease.view(now),
@@ -356,7 +384,7 @@ class Enforcer:
                     hint="use phase_backtrack with a reason to go back",
                     details={"argument": "to", "phase": view.phase.value},
                 )
-            self.leases.guard(tx, ops, task, view.phase.value, token)
+            held = self.leases.hold(tx, ops, task, view.phase.value, token)
             if move is Move.SKIP:
                 nxt = view.phase.next
                 assert nxt is not None
@@ -411,8 +439,8 @@ class Enforcer:
                         {"reason": "prompt_drift"},
                     ),
                 )
-            handed = self.leases.hand_over(
-                tx, ops, task, view.phase.value, None if target is Phase.DONE else target.value
+            handed, lease = self.leases.hand_over(
+                tx, ops, held, None if target is Phase.DONE else target.value
             )
             ops.emit(
                 tx,
@@ -423,7 +451,8 @@ class Enforcer:
                     {"evidence": list(gate.digests)},
                 ),
             )
-            return self._status(tx, ops.ts, task)
+            # The projection now holds exactly this: no need to read it back.
+            return self._report(tx, ops.ts, replace(view, phase=target), lease)
 
         return await self._transact(caller, run)
 
@@ -453,8 +482,8 @@ class Enforcer:
                     hint="phase_backtrack goes to an earlier phase; phase_advance goes on",
                     details={"argument": "to", "phase": view.phase.value},
                 )
-            self.leases.guard(tx, ops, task, view.phase.value, token)
-            handed = self.leases.hand_over(tx, ops, task, view.phase.value, target.value)
+            held = self.leases.hold(tx, ops, task, view.phase.value, token)
+            handed, lease = self.leases.hand_over(tx, ops, held, target.value)
             ops.emit(
                 tx,
                 Record(
@@ -469,7 +498,8 @@ class Enforcer:
                     },
                 ),
             )
-            return self._status(tx, ops.ts, task)
+            moved = replace(view, phase=target, epoch=view.epoch + 1)
+            return self._report(tx, ops.ts, moved, lease)
 
         return await self._transact(caller, run)
 

@@ -219,7 +219,8 @@ class TaskMachine(RuleBasedStateMachine):
     def advance(self, agent: int, to: Phase | None, use_token: bool) -> None:
         token = self.token_for(agent, use_token)
         to_arg = None if to is None else to.value
-        _, code = self.run(self.e.phase_advance(AGENTS[agent], "T1", to_arg, token=token))
+        report, code = self.run(self.e.phase_advance(AGENTS[agent], "T1", to_arg, token=token))
+        self.answer_is_what_status_reads(report, code)
         if self.phase is Phase.DONE:
             return self.expect(code, "OUT_OF_PHASE", [])
         target = self.phase.next if to is None else to
@@ -247,9 +248,10 @@ class TaskMachine(RuleBasedStateMachine):
     @rule(agent=agents, to=targets, use_token=st.booleans())
     def backtrack(self, agent: int, to: Phase, use_token: bool) -> None:
         token = self.token_for(agent, use_token)
-        _, code = self.run(
+        report, code = self.run(
             self.e.phase_backtrack(AGENTS[agent], "T1", to.value, "try again", token=token)
         )
+        self.answer_is_what_status_reads(report, code)
         if classify(self.phase, to) is not Move.BACKTRACK:
             return self.expect(code, "INVALID_ARGUMENT", [])
         g = self.guard(agent, token)
@@ -261,6 +263,13 @@ class TaskMachine(RuleBasedStateMachine):
         self.hand_over(agent, to)
         self.phase, self.epoch = to, self.epoch + 1
         self.expect(code, None, [*types, "phase.backtracked"])
+
+    def answer_is_what_status_reads(self, report: Any, code: str | None) -> None:
+        """A move answers with the status it built in its transaction, without reading it back:
+        it must be exactly what task_status reads afterwards."""
+        if code is None:
+            after, _ = self.run(self.e.task_status("T1"))
+            assert report.as_dict() == after.as_dict()
 
     def _put(self, agent: int, name: str, valid: bool, use_token: bool) -> None:
         token = self.token_for(agent, use_token)
