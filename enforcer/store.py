@@ -395,14 +395,16 @@ class SqliteStore:
                 finally:
                     self._sync_waiters -= 1
                 continue
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
             self._syncing = done
             try:
-                # Writers that are already runnable commit first: this one sync covers them.
-                await asyncio.sleep(0)
+                if _others_runnable(loop):
+                    # Let writers that are already runnable commit first: this sync covers them.
+                    await asyncio.sleep(0)
                 target = self._committed
                 if self._sync_waiters:  # others wait: sync off the loop, which forms the next group
-                    await asyncio.get_running_loop().run_in_executor(None, self._sync_wal)
+                    await loop.run_in_executor(None, self._sync_wal)
                 else:  # alone: the cheapest path is to sync right here
                     self._sync_wal()
                 self._synced = max(self._synced, target)
@@ -477,6 +479,17 @@ class SqliteStore:
             self._reader.close()
             self._writer.close()
             await self._conn.close()
+
+
+def _others_runnable(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether other callbacks wait to run on `loop` — a writer among them could share a sync.
+
+    Reads asyncio's ready queue (`_ready`, stable across CPython's selector and proactor loops);
+    on a loop without one (uvloop), assume yes: yielding once is always correct, only slower.
+    Skipping the yield when nothing is runnable saves a loop iteration (~40 µs) per write.
+    """
+    ready = getattr(loop, "_ready", None)
+    return ready is None or len(ready) > 0
 
 
 def _same_file(fd: int, path: str) -> bool:
