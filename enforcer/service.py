@@ -108,14 +108,36 @@ class StatusReport:
             f"{p.artifact}: {p.reason} — expected {shape_hint(p.artifact)}"
             for p in self.gate.problems
         ]
+        # The lease and the gate are about this task's current phase and epoch, which the
+        # status carries once at the top: agents pay for every repeated byte in context.
+        lease = self.lease
         return {
             **self.task.as_dict(),
-            "lease": None if self.lease is None else self.lease.as_dict(),
-            "gate": self.gate.as_dict(),
+            "lease": None
+            if lease is None
+            else {
+                "holder": lease.holder,
+                "fencing_token": lease.fencing_token,
+                "expires_at": lease.expires_at,
+                "active": lease.active,
+            },
+            "gate": {
+                "required": list(self.gate.required),
+                "passed": self.gate.passed,
+                "problems": [p.as_dict() for p in self.gate.problems],
+            },
             "drift": self.drift,
             "next_phase": None if self.next_phase is None else self.next_phase.value,
             "hints": hints,
         }
+
+
+def _no_task(task: str) -> NotFoundError:
+    return NotFoundError(
+        f"no task {task!r}",
+        hint="task_list shows the tasks; task_start creates one",
+        details={"task": task},
+    )
 
 
 class _GateRow(NamedTuple):
@@ -174,11 +196,7 @@ class Enforcer:
             (check_task_id(task),),
         )
         if row is None:
-            raise NotFoundError(
-                f"no task {task!r}",
-                hint="task_list shows the tasks; task_start creates one",
-                details={"task": task},
-            )
+            raise _no_task(task)
         return TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
 
     def required(self, phase: Phase) -> tuple[str, ...]:
@@ -307,16 +325,32 @@ class Enforcer:
         return await self._transact(caller, run)
 
     def _status(self, tx: Tx, now: str, task: str) -> StatusReport:
-        view = self._task_row(tx, task)
-        return self._report(tx, now, view, self.leases.row(tx, task, view.phase.value))
+        # The task, its current lease and its drift in one read (task_status is the hot read).
+        row = tx.one(
+            "SELECT t.task, t.title, t.phase, t.epoch, t.created_at, t.created_by,"
+            " l.task, l.phase, l.actor, l.instance, l.pid, l.host, l.lease_id, l.token,"
+            " l.expires_at, a.drift, a.severity"
+            " FROM tasks t"
+            " LEFT JOIN leases l ON l.task = t.task AND l.phase = t.phase"
+            " LEFT JOIN attestations a ON a.task = t.task AND a.phase = t.phase"
+            " WHERE t.task = ?",
+            (check_task_id(task),),
+        )
+        if row is None:
+            raise _no_task(task)
+        view = TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
+        lease = None if row[6] is None else LeaseRow(*row[6:15])
+        drift = str(row[16]) if row[15] else None
+        return self._report(tx, now, view, lease, drift)
 
-    def _report(self, tx: Tx, now: str, view: TaskView, lease: LeaseRow | None) -> StatusReport:
-        task = view.task
+    def _report(
+        self, tx: Tx, now: str, view: TaskView, lease: LeaseRow | None, drift: str | None
+    ) -> StatusReport:
         return StatusReport(
             task=view,
             lease=None if lease is None else lease.view(now),
             gate=self._gate(tx, view),
-            drift=self.attestations.drift(tx, task, view.phase.value),
+            drift=drift,
             next_phase=view.phase.next,
         )
 
@@ -452,7 +486,8 @@ class Enforcer:
                 ),
             )
             # The projection now holds exactly this: no need to read it back.
-            return self._report(tx, ops.ts, replace(view, phase=target), lease)
+            drift = self.attestations.drift(tx, task, target.value)
+            return self._report(tx, ops.ts, replace(view, phase=target), lease, drift)
 
         return await self._transact(caller, run)
 
@@ -499,7 +534,8 @@ class Enforcer:
                 ),
             )
             moved = replace(view, phase=target, epoch=view.epoch + 1)
-            return self._report(tx, ops.ts, moved, lease)
+            drift = self.attestations.drift(tx, task, target.value)
+            return self._report(tx, ops.ts, moved, lease, drift)
 
         return await self._transact(caller, run)
 

@@ -20,6 +20,7 @@ __all__ = ["GLOBAL_JOURNAL", "Journal"]
 logger = logging.getLogger(__name__)
 
 GLOBAL_JOURNAL = "_calls"
+_LINE = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # built once, not per line
 
 
 class Journal:
@@ -29,17 +30,18 @@ class Journal:
     def __init__(self, evidence_dir: Path, max_open: int = 64) -> None:
         self.evidence_dir = evidence_dir
         self.max_open = max_open
-        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._fds: OrderedDict[str, int] = OrderedDict()  # by task (or GLOBAL_JOURNAL)
         self._warned = False
 
-    def _fd(self, path: Path) -> int:
-        fd = self._fds.get(path)
+    def _fd(self, key: str) -> int:
+        fd = self._fds.get(key)
         if fd is not None:
-            self._fds.move_to_end(path)
+            self._fds.move_to_end(key)
             return fd
+        path = self.evidence_dir / key / "journal.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._fds[path] = fd
+        self._fds[key] = fd
         while len(self._fds) > self.max_open:
             _, old = self._fds.popitem(last=False)
             os.close(old)
@@ -54,11 +56,10 @@ class Journal:
 
     def write(self, task: str | None, line: dict[str, Any]) -> None:
         """Append one line; a journal that cannot be written is logged once, never raised."""
-        path = self.path(task)
-        data = (json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        data = (_LINE.encode(line) + "\n").encode()
         try:
-            os.write(self._fd(path), data)
+            os.write(self._fd(task or GLOBAL_JOURNAL), data)
         except OSError as e:
             if not self._warned:
-                logger.error("cannot write the call journal %s: %s", path, e)
+                logger.error("cannot write the call journal %s: %s", self.path(task), e)
                 self._warned = True

@@ -99,17 +99,24 @@ def error_result(error: PhasegateError) -> CallToolResult:
     )
 
 
+# Built once: json.dumps with keyword arguments builds a new encoder on every call.
+_TEXT = json.JSONEncoder(separators=(",", ":"))
+_ARGS = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def ok_result(payload: dict[str, Any]) -> CallToolResult:
+    """The payload as structured content, and (for clients that read only text) as compact JSON
+    text, as the MCP spec asks of a tool with structured results."""
     return CallToolResult(
         structured_content=payload,
-        content=[TextContent(type="text", text=json.dumps(payload))],
+        content=[TextContent(type="text", text=_TEXT.encode(payload))],
     )
 
 
 def _args_sha256(arguments: Any) -> str:
     try:
-        raw = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
+        raw = _ARGS.encode(arguments)
+    except (TypeError, ValueError, RecursionError):
         raw = repr(arguments)
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -151,15 +158,20 @@ class Router:
         self.table = dict(table)
         self.handlers = dict(handlers)
         self.journal = journal
+        self._allowed: dict[tuple[Phase | None, str], list[str]] = {}
 
     def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
         """Tools this caller may call on a task in `phase` (None: calls naming no task)."""
-        return [
-            t.name
-            for t in self.table.values()
-            if caller.at_least(t.role)
-            and (phase in t.phases if phase is not None else (t.read_only or t.creates_task))
-        ]
+        key = (phase, caller.role)
+        names = self._allowed.get(key)
+        if names is None:
+            names = self._allowed[key] = [
+                t.name
+                for t in self.table.values()
+                if caller.at_least(t.role)
+                and (phase in t.phases if phase is not None else (t.read_only or t.creates_task))
+            ]
+        return list(names)
 
     async def call(
         self, name: str, arguments: Any, caller: Caller, trace_id: str | None = None
