@@ -832,14 +832,13 @@ class Enforcer:
     async def route_facts(self, task: str | None) -> tuple[Phase | None, bool]:
         """(the phase of `task` or None when it does not exist, whether frozen), one snapshot."""
 
-        def run(tx: Tx) -> tuple[Phase | None, bool]:
-            frozen = tx.one("SELECT active FROM controls WHERE name = 'freeze'")
-            row = (
-                None if task is None else tx.one("SELECT phase FROM tasks WHERE task = ?", (task,))
-            )
-            return (None if row is None else Phase(row[0])), bool(frozen and frozen[0])
-
-        return await self.store.peek(run)
+        row = await self.store.peek_one(
+            "SELECT (SELECT active FROM controls WHERE name = 'freeze'),"
+            " (SELECT phase FROM tasks WHERE task = ?)",
+            (task,),
+        )
+        assert row is not None  # a SELECT without FROM always yields its one row
+        return (None if row[1] is None else Phase(row[1])), bool(row[0])
 
     async def controls(self) -> dict[str, Any]:
         """Freeze and promotion-pause state. Raises StoreError when unreadable: callers must

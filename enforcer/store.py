@@ -70,6 +70,10 @@ class Store(Protocol):
         """Like `read`, for a few point lookups: may run inline, without a thread hop."""
         ...
 
+    async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """One row of one statement, which is its own snapshot (no transaction around it)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -466,6 +470,14 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as e:
             raise StoreError(f"database error: {e}") from e
+
+    async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        await self._settled()
+        try:
+            row = self._reader.execute(sql, params).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"database error: {e}") from e
+        return None if row is None else tuple(row)
 
     async def close(self) -> None:
         try:
