@@ -132,6 +132,9 @@ class StatusReport:
         }
 
 
+_STATUS_CACHE_SIZE = 1024
+
+
 def _no_task(task: str) -> NotFoundError:
     return NotFoundError(
         f"no task {task!r}",
@@ -162,6 +165,8 @@ class Enforcer:
         self.files = EvidenceFiles(runtime.paths)
         self.leases = Leases(runtime.config.leases.ttl_s)
         self.attestations = Attestations(runtime.config.error_phases())
+        # task -> (computed at, data_version read before, valid until, report); see task_status
+        self._status_cache: dict[str, tuple[str, Any, str | None, StatusReport]] = {}
 
     # ----------------------------------------------------------------- plumbing
 
@@ -355,8 +360,28 @@ class Enforcer:
         )
 
     async def task_status(self, task: str) -> StatusReport:
+        """The status of `task`, served from a small cache while the database is unchanged.
+
+        A status is a function of the database and of the time (a lease ends when it expires).
+        SQLite's ``data_version`` changes on the read connection whenever any other connection
+        — this process's writer or another process — commits, so an entry is reused only while
+        the version is the one read *before* the status was, and the time has not passed the
+        lease's expiry (nor gone backwards)."""
         now = rfc3339(self.clock.now())
-        return await self.store.peek(lambda tx: self._status(tx, now, task))
+        row = await self.store.peek_one("PRAGMA data_version")
+        version = None if row is None else row[0]
+        cached = self._status_cache.get(task)
+        if cached is not None:
+            at, seen, until, report = cached
+            if seen == version and at <= now and (until is None or now < until):
+                return report
+        report = await self.store.peek(lambda tx: self._status(tx, now, task))
+        lease = report.lease
+        until = lease.expires_at if lease is not None and lease.active else None
+        if len(self._status_cache) >= _STATUS_CACHE_SIZE:
+            self._status_cache.pop(next(iter(self._status_cache)))
+        self._status_cache[task] = (now, version, until, report)
+        return report
 
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:
         now = rfc3339(self.clock.now())

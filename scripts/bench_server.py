@@ -6,8 +6,10 @@ with the MCP SDK's ClientSession, and measures round trips for three tools:
 - ``noop``: a bare tool added with ``server.add_tool`` (no router): the floor of the transport;
 - ``controls_status``: a read-only routed call with a small result (the router's own cost:
   argument check, role, journal line, span attributes, one point read);
-- ``task_status``: a read-only routed call with a ~1 KB result (adds the status reads and the
+- ``task_status``: a read-only routed call with a ~0.8 KB result (adds the status reads and the
   SDK's serialisation and the client's output-schema check of a larger result);
+- ``payload_floor`` (diagnostic): a bare tool returning task_status's result, built once — what
+  the size of that result costs without the router, so the difference splits in two;
 - ``phase_advance``: a routed write with its gate (one SQLite transaction, one ledger entry).
   Each timed advance is prepared untimed: ``evidence_put strategy.md`` before it, and
   ``phase_backtrack`` to STRATEGIZE after it.
@@ -32,7 +34,10 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
 
 STRATEGY = "# Problem\nBenchmark.\n\n# Objectives\n- measure the router\n"
 TASK = "BENCH-1"
@@ -47,7 +52,9 @@ ADVANCE_TARGET_MS = 2.0
 def serve(state_dir: Path, durability: str) -> None:
     """build_server plus one bare tool, on stdio."""
     from enforcer.config import Config, StoreConfig
-    from server.app import ServeOptions, build_server
+    from server.app import AppState, ServeOptions, build_server
+    from server.router import CallContext, ok_result
+    from server.tools import _status as tools_status
 
     config = Config(store=StoreConfig(durability=durability))
     server = build_server(ServeOptions(state_dir=state_dir, config=config, actor="bench"))
@@ -56,7 +63,26 @@ def serve(state_dir: Path, durability: str) -> None:
         return None
 
     server.add_tool(noop, name="noop", description="does nothing (benchmark floor)")
+
+    async def payload_floor(ctx: Context) -> CallToolResult:
+        # The result task_status gives for the benchmark task, built once and then returned
+        # as it is: what a result of that size costs the SDK, the pipe and the client.
+        if not _FLOOR:
+            state = cast(AppState, ctx.request_context.lifespan_context)
+            report = await state.enforcer.task_status(TASK)
+            call = CallContext(state.enforcer, state.caller(None), state.router, None)
+            _FLOOR.append(ok_result(tools_status(call, report)))
+        return _FLOOR[0]
+
+    server.add_tool(
+        payload_floor,
+        name="payload_floor",
+        description="task_status's result without the router (benchmark diagnostic)",
+    )
     server.run()
+
+
+_FLOOR: list[CallToolResult] = []
 
 
 # ------------------------------------------------------------------ client mode
@@ -152,16 +178,21 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, list[float]]:
                 async def controls_status() -> Any:
                     return await session.call_tool("controls_status", {})
 
-                # Warm-up, then interleave the read kinds in blocks so drift hits all alike.
+                async def payload_floor() -> Any:
+                    return await session.call_tool("payload_floor", {})
+
+                # Warm-up, then interleave the read kinds in short blocks so that the machine's
+                # drift (large on a shared VM) hits all of them alike.
                 reads = {
                     "noop": noop,
                     "controls_status": controls_status,
                     "task_status": task_status,
+                    "payload_floor": payload_floor,
                 }
                 for call in reads.values():
                     await timed(args.warmup, call)
                 samples: dict[str, list[float]] = {name: [] for name in reads}
-                block = max(1, args.calls // 10)
+                block = max(1, min(args.block, args.calls))
                 for _ in range(args.calls // block):
                     for name, call in reads.items():
                         samples[name] += await timed(block, call)
@@ -200,7 +231,7 @@ async def client(args: argparse.Namespace) -> int:
     )
     runs = [await one_run(args, i + 1) for i in range(args.runs)]
     medians: dict[str, tuple[float, float]] = {}
-    for name in runs[0]:
+    for name in sorted(runs[0], key=lambda n: n not in MEASURED):
         p50s = [summary(r[name])[0] for r in runs]
         p99s = [summary(r[name])[1] for r in runs]
         medians[name] = (statistics.median(p50s), statistics.median(p99s))
@@ -222,6 +253,13 @@ async def client(args: argparse.Namespace) -> int:
             f" ({tool50 - noop50:+.3f} ms)  target <= {READ_TARGET_PCT:.0f} %:"
             f" {'met' if ok else 'MISSED'}"
         )
+    floor50 = medians["payload_floor"][0]
+    status50 = medians["task_status"][0]
+    print(
+        f"  of which the size of task_status's result (payload_floor over noop):"
+        f" {(floor50 - noop50) / noop50 * 100:+.1f} %; the router and the reads"
+        f" (task_status over payload_floor): {(status50 - floor50) / noop50 * 100:+.1f} %"
+    )
     advance50 = medians["phase_advance"][0]
     advance_ok = advance50 <= ADVANCE_TARGET_MS
     print(
@@ -239,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per read tool")
     parser.add_argument("--advances", type=int, default=500, help="timed phase_advance calls")
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--block", type=int, default=20, help="calls per interleaved block")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     if args.serve:

@@ -384,3 +384,29 @@ async def test_task_list_filters_by_phase_and_shows_no_holder_once_the_lease_exp
         with pytest.raises(PhasegateError) as err:
             await e.task_list("LATER")
         assert err.value.code == "INVALID_ARGUMENT"
+
+
+async def test_task_status_sees_every_change_at_once_though_it_caches(tmp_path: Path) -> None:
+    # task_status reuses a status while SQLite's data_version is unchanged: a write by this
+    # process, a write by another process's connection, and the lapse of time (the lease
+    # expiring) must each show in the very next status.
+    clock = ManualClock()
+    state = tmp_path / "state"
+    async with enforcer_at(state, clock=clock) as e:
+        await e.task_start(ALICE, "cache", "T1")
+        first = await e.task_status("T1")
+        assert first.gate.passed is False and first.lease is not None and first.lease.active
+        assert await e.task_status("T1") is first  # unchanged: served from the cache
+
+        await put_valid(e, ALICE, "T1", Phase.STRATEGIZE)
+        assert (await e.task_status("T1")).gate.passed is True  # our own write
+
+        async with enforcer_at(state, clock=clock) as other:  # its own connections
+            await other.phase_advance(ALICE, "T1")
+        assert (await e.task_status("T1")).task.phase is Phase.SPEC  # another connection's
+
+        lease = (await e.task_status("T1")).lease
+        assert lease is not None and lease.active and lease.expires_at is not None
+        clock.advance(seconds=e.config.leases.ttl_s + 1)  # nothing written: only time passes
+        lapsed = (await e.task_status("T1")).lease
+        assert lapsed is not None and not lapsed.active
