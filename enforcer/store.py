@@ -220,6 +220,10 @@ def _run_and_commit(
     return outcomes
 
 
+# SQLite checkpoints after 1,000 WAL pages by default; a phase move writes about ten.
+CHECKPOINT_EVERY_COMMITS = 100
+
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     text = str(error)
     return "locked" in text or "busy" in text
@@ -275,6 +279,10 @@ class SqliteStore:
         self._fdatasync: Callable[[int], None] = os.fdatasync  # tests inject a failing disk here
         self.commits = 0  # write transactions committed (fewer than writes under load)
         self.syncs = 0  # WAL fdatasyncs issued by the store (FULL, inline path)
+        self.checkpoints = 0  # WAL checkpoints run on the thread for the inline writer
+        self.checkpoint_every = CHECKPOINT_EVERY_COMMITS
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -304,6 +312,10 @@ class SqliteStore:
             writer.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: queue instead
             writer.execute("PRAGMA synchronous = NORMAL")  # FULL is done by `_durable`, see above
             writer.execute("PRAGMA foreign_keys = ON")
+            # A checkpoint copies the WAL into the database and syncs both: milliseconds. Run
+            # inside an inline COMMIT it would stall the loop, so this connection never runs
+            # one; `_maybe_checkpoint` hands it to the thread instead.
+            writer.execute("PRAGMA wal_autocheckpoint = 0")
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             opened.append(reader)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -334,7 +346,7 @@ class SqliteStore:
         """Run `fn` in one write transaction and return its result once the commit is durable."""
         if self._failed is not None:
             raise self._refuse_after_failed_sync()
-        if not self._pending and self._drainer is None:
+        if not self._pending and self._drainer is None and self._checkpointing is None:
             try:
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
@@ -350,6 +362,7 @@ class SqliteStore:
                 self.commits += 1
                 self._committed += 1
                 await self._durable(self._committed)
+                self._maybe_checkpoint()
                 return cast(T, value)
         return await self._enqueue(fn)
 
@@ -384,6 +397,31 @@ class SqliteStore:
                         future.set_exception(value)
         finally:
             self._drainer = None
+
+    def _maybe_checkpoint(self) -> None:
+        """Every `checkpoint_every` inline commits, checkpoint the WAL on the thread.
+
+        Writes that arrive meanwhile queue behind it on the thread instead of committing
+        inline, so the checkpoint completes (a PASSIVE checkpoint racing new commits never
+        catches up, and the WAL would grow without end); the next commit then reuses the WAL
+        from its start — which also keeps syncs cheaper than appending to a growing file."""
+        self._since_checkpoint += 1
+        if self._checkpointing is not None or self._since_checkpoint < self.checkpoint_every:
+            return
+        self._since_checkpoint = 0
+
+        async def checkpoint() -> None:
+            try:
+                await self._run(
+                    lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                )
+                self.checkpoints += 1
+            except Exception as e:  # the next round tries again; the WAL stays correct
+                logger.warning("WAL checkpoint failed: %s", e)
+            finally:
+                self._checkpointing = None
+
+        self._checkpointing = asyncio.ensure_future(checkpoint())
 
     async def _durable(self, commit: int) -> None:
         """Return once inline commit number `commit` is on disk (FULL); at once under NORMAL."""
@@ -481,6 +519,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         try:
+            if self._checkpointing is not None:
+                await asyncio.shield(self._checkpointing)
             if self._failed is None:
                 await self._settled()
         finally:

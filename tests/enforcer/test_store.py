@@ -332,3 +332,22 @@ async def test_a_write_waits_off_the_loop_while_another_connection_holds_the_loc
     finally:
         other.close()
         await store.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_loop_and_then_reused(tmp_path: Path) -> None:
+    # The inline writer never checkpoints inside its COMMIT (that would stall the event loop);
+    # the store runs a checkpoint on the thread every so many commits, writes queue behind it,
+    # and SQLite then writes the WAL from its start again instead of growing it.
+    store = await _kv_store(tmp_path, "FULL")
+    store.checkpoint_every = 20
+    wal = tmp_path / "kv.db-wal"
+    try:
+        sizes = []
+        for n in range(300):
+            await store.write(_put_kv(f"k{n}", n))
+            sizes.append(wal.stat().st_size)
+        assert store.checkpoints >= 10
+        assert max(sizes) < 100 * 4096  # reused: about 20 commits' worth, not 300
+        assert await store.read(lambda tx: tx.one("SELECT count(*) FROM kv")) == (300,)
+    finally:
+        await store.close()
