@@ -135,6 +135,11 @@ class StatusReport:
 _STATUS_CACHE_SIZE = 1024
 
 
+def _task_view(row: tuple[Any, ...]) -> TaskView:
+    """A task from the columns task, title, phase, epoch, created_at, created_by (first six)."""
+    return TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
+
+
 def _no_task(task: str) -> NotFoundError:
     return NotFoundError(
         f"no task {task!r}",
@@ -202,7 +207,7 @@ class Enforcer:
         )
         if row is None:
             raise _no_task(task)
-        return TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
+        return _task_view(row)
 
     def required(self, phase: Phase) -> tuple[str, ...]:
         gate = self.config.gates.get(phase)
@@ -343,7 +348,7 @@ class Enforcer:
         )
         if row is None:
             raise _no_task(task)
-        view = TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
+        view = _task_view(row)
         lease = None if row[6] is None else LeaseRow(*row[6:15])
         drift = str(row[16]) if row[15] else None
         return self._report(tx, now, view, lease, drift)
