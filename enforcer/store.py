@@ -220,8 +220,9 @@ def _run_and_commit(
     return outcomes
 
 
-# SQLite checkpoints after 1,000 WAL pages by default; a phase move writes about ten.
-CHECKPOINT_EVERY_COMMITS = 100
+# SQLite checkpoints after 1,000 WAL pages by default; a write adds 4-10 pages, so this is about
+# that. At every hundred commits, the write that waits behind a checkpoint showed in the p99.
+CHECKPOINT_EVERY_COMMITS = 250
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
