@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +53,21 @@ class LeaseRow:
     lease_id: str | None
     token: int
     expires_at: str | None
+
+    @classmethod
+    def granted(cls, task: str, phase: str, data: dict[str, Any]) -> LeaseRow:
+        """The row a `lease.acquired` entry's data puts in the projection."""
+        return cls(
+            task,
+            phase,
+            data["holder_actor"],
+            data["instance"],
+            data["pid"],
+            data["host"],
+            data["lease_id"],
+            data["token"],
+            data["expires_at"],
+        )
 
     def held_by(self, caller: Caller) -> bool:
         return self.actor == caller.actor and self.instance == caller.instance
@@ -140,10 +155,8 @@ class Leases:
             ops, task, phase, prev, implicit=implicit, ttl_s=ttl_s, takeover=takeover
         )
         ops.emit(tx, Record("lease.acquired", {"task": task, "phase": phase}, data))
-        granted = self.row(tx, task, phase)
-        assert granted is not None
-        ops.lease_token = granted.token
-        return granted
+        ops.lease_token = data["token"]
+        return LeaseRow.granted(task, phase, data)
 
     def _refuse_held(self, ops: Ops, row: LeaseRow) -> Refused:
         subject = {"task": row.task, "phase": row.phase}
@@ -233,17 +246,16 @@ class Leases:
             )
         if not row.active(ops.ts):
             raise self._refuse_expired(ops, row)
+        expires_at = _add_seconds(ops.ts, ttl_s or self.ttl_s)
         ops.emit(
             tx,
             Record(
                 "lease.renewed",
                 {"task": task, "phase": phase},
-                {"token": row.token, "expires_at": _add_seconds(ops.ts, ttl_s or self.ttl_s)},
+                {"token": row.token, "expires_at": expires_at},
             ),
         )
-        renewed = self.row(tx, task, phase)
-        assert renewed is not None
-        return renewed
+        return replace(row, expires_at=expires_at)
 
     def extend_to(self, tx: Tx, ops: Ops, row: LeaseRow, seconds: float) -> LeaseRow:
         """Renew the caller's active lease so it lasts at least `seconds` more."""
@@ -258,9 +270,7 @@ class Leases:
                 {"token": row.token, "expires_at": wanted},
             ),
         )
-        extended = self.row(tx, row.task, row.phase)
-        assert extended is not None
-        return extended
+        return replace(row, expires_at=wanted)
 
     def release(self, tx: Tx, ops: Ops, task: str, phase: str) -> bool:
         """Release the caller's lease; idempotent (False when there was nothing of theirs)."""
@@ -298,17 +308,7 @@ class Leases:
             busy = after is not None and after.actor is not None and after.active(ops.ts)
             if not busy:
                 lease = self._grant_data(ops, held.task, new, after, implicit=True)
-                after = LeaseRow(
-                    held.task,
-                    new,
-                    lease["holder_actor"],
-                    lease["instance"],
-                    lease["pid"],
-                    lease["host"],
-                    lease["lease_id"],
-                    lease["token"],
-                    lease["expires_at"],
-                )
+                after = LeaseRow.granted(held.task, new, lease)
         return {"released_token": released, "lease": lease}, after
 
 

@@ -271,6 +271,16 @@ class TaskMachine(RuleBasedStateMachine):
             after, _ = self.run(self.e.task_status("T1"))
             assert report.as_dict() == after.as_dict()
 
+    def lease_answer_is_what_is_stored(self, lease: Any, code: str | None) -> None:
+        """A lease answer is built from the entry just appended, not read back: it must be
+        exactly the lease row the projection holds."""
+        if code is None:
+            now = rfc3339(self.now)
+            stored, _ = self.run(
+                self.e.store.peek(lambda tx: self.e.leases.row(tx, "T1", lease.phase))
+            )
+            assert stored is not None and lease.as_dict() == stored.view(now).as_dict()
+
     def _put(self, agent: int, name: str, valid: bool, use_token: bool) -> None:
         token = self.token_for(agent, use_token)
         content = CONTENT[name][0 if valid else 1]
@@ -340,6 +350,7 @@ class TaskMachine(RuleBasedStateMachine):
     @rule(agent=agents, ttl=st.none() | st.sampled_from([1, TTL, 5 * TTL]))
     def acquire(self, agent: int, ttl: int | None) -> None:
         lease, code = self.run(self.e.lease_acquire(AGENTS[agent], "T1", ttl))
+        self.lease_answer_is_what_is_stored(lease, code)
         row = self.leases.get(self.phase)
         if row is not None and row.holder is not None and self.active(row):
             if row.holder == agent:
@@ -354,7 +365,8 @@ class TaskMachine(RuleBasedStateMachine):
 
     @rule(agent=agents)
     def renew(self, agent: int) -> None:
-        _, code = self.run(self.e.lease_renew(AGENTS[agent], "T1"))
+        lease, code = self.run(self.e.lease_renew(AGENTS[agent], "T1"))
+        self.lease_answer_is_what_is_stored(lease, code)
         row = self.leases.get(self.phase)
         if row is None or row.holder is None:
             return self.expect(code, "LEASE_REQUIRED", [])
