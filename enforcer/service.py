@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -171,7 +172,7 @@ class Enforcer:
         self.leases = Leases(runtime.config.leases.ttl_s)
         self.attestations = Attestations(runtime.config.error_phases())
         # task -> (computed at, data_version read before, valid until, report); see task_status
-        self._status_cache: dict[str, tuple[str, Any, str | None, StatusReport]] = {}
+        self._status_cache: dict[str, tuple[datetime, Any, datetime | None, StatusReport]] = {}
 
     # ----------------------------------------------------------------- plumbing
 
@@ -372,20 +373,25 @@ class Enforcer:
         — this process's writer or another process — commits, so an entry is reused only while
         the version is the one read *before* the status was, and the time has not passed the
         lease's expiry (nor gone backwards)."""
-        now = rfc3339(self.clock.now())
+        moment = self.clock.now()
         row = await self.store.peek_one("PRAGMA data_version")
         version = None if row is None else row[0]
         cached = self._status_cache.get(task)
         if cached is not None:
             at, seen, until, report = cached
-            if seen == version and at <= now and (until is None or now < until):
+            if seen == version and at <= moment and (until is None or moment < until):
                 return report
+        now = rfc3339(moment)
         report = await self.store.peek(lambda tx: self._status(tx, now, task))
         lease = report.lease
-        until = lease.expires_at if lease is not None and lease.active else None
+        until = (
+            datetime.fromisoformat(lease.expires_at)
+            if lease is not None and lease.active and lease.expires_at is not None
+            else None
+        )
         if len(self._status_cache) >= _STATUS_CACHE_SIZE:
             self._status_cache.pop(next(iter(self._status_cache)))
-        self._status_cache[task] = (now, version, until, report)
+        self._status_cache[task] = (moment, version, until, report)
         return report
 
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:

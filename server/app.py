@@ -79,6 +79,7 @@ class AppState:
     router: Router
     config: Config
     options: ServeOptions
+    _callers: dict[str, Caller] = field(default_factory=dict, repr=False)
 
     def caller(self, ctx: ServerRequestContext[Any, Any] | None) -> Caller:
         """Who is calling: the bearer token's actor over HTTP, else --actor / the client name."""
@@ -96,9 +97,14 @@ class AppState:
             name = params.client_info.name if params is not None else None
             actor = re.sub(r"[^A-Za-z0-9._-]", "-", name or "")[:64] or None
         actor = actor or "agent"
-        configured = self.config.actors.get(actor)
-        role = configured.role if configured is not None else "operator"
-        return Caller(actor, role, self.options.instance, os.getpid(), HOST)
+        caller = self._callers.get(actor)  # the same few actors on every call: build each once
+        if caller is None:
+            configured = self.config.actors.get(actor)
+            role = configured.role if configured is not None else "operator"
+            caller = Caller(actor, role, self.options.instance, os.getpid(), HOST)
+            if len(self._callers) < 64:
+                self._callers[actor] = caller
+        return caller
 
 
 def _state(ctx: Context) -> AppState:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from enforcer.phases import Phase
@@ -202,7 +203,8 @@ class ControlsResult(Result):
     promotions_paused: bool
 
 
-Handler = Callable[["CallContext", Any], Awaitable[dict[str, Any]]]
+# A handler returns its payload, or a finished result it rendered earlier (Router.rendered).
+Handler = Callable[["CallContext", Any], Awaitable[dict[str, Any] | CallToolResult]]
 Role = Literal["viewer", "operator", "admin"]
 
 

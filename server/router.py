@@ -18,7 +18,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,7 @@ _DURATION = metrics.get_meter("phasegate").create_histogram(
     ],
 )
 # The phase the task is in after the call (for the span); set by handlers that know it.
+_RENDERED_SIZE = 1024  # results kept by Router.rendered (one per task and role in use)
 phase_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "phasegate_phase", default=None
 )
@@ -159,6 +160,24 @@ class Router:
         self.handlers = dict(handlers)
         self.journal = journal
         self._allowed: dict[tuple[Phase | None, str], list[str]] = {}
+        self._rendered: dict[Hashable, tuple[object, CallToolResult]] = {}
+
+    def rendered(
+        self, key: Hashable, source: object, payload: Callable[[], dict[str, Any]]
+    ) -> CallToolResult:
+        """The result for `key`, rendered from `source` once and reused while the handler gets
+        the very same `source` object back. The enforcer serves an unchanged status as the same
+        object, so a repeated `task_status` builds no payload and encodes no JSON; any change
+        yields a new object and a fresh result. Results are only ever serialised, never
+        changed, so sharing one is safe."""
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] is source:
+            return hit[1]
+        result = ok_result(payload())
+        if key not in self._rendered and len(self._rendered) >= _RENDERED_SIZE:
+            self._rendered.pop(next(iter(self._rendered)))  # the oldest entry
+        self._rendered[key] = (source, result)  # holding `source` keeps the identity test sound
+        return result
 
     def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
         """Tools this caller may call on a task in `phase` (None: calls naming no task)."""
@@ -229,7 +248,9 @@ class Router:
                     )
             phase_var.set(None if phase is None else phase.value)
             ctx = CallContext(self.enforcer, caller, self, phase)
-            payload = await self.handlers[spec.handler_name](ctx, args)
+            out = await self.handlers[spec.handler_name](ctx, args)
+            result = out if isinstance(out, CallToolResult) else ok_result(out)
+            payload = result.structured_content or {}
             if isinstance(payload.get("phase"), str):
                 phase_var.set(payload["phase"])
             if spec.creates_task and isinstance(payload.get("task"), str):
@@ -238,7 +259,6 @@ class Router:
                 task_exists = True
             # Handlers build their payloads from the result models' fields; the client checks them
             # against the advertised output schema (and the tests do, for every tool).
-            result = ok_result(payload)
             code = None
         except PhasegateError as e:
             error: PhasegateError = e

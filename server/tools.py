@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from mcp_types import CallToolResult
+
 from enforcer.errors import LedgerFaultError
 from enforcer.gates import shape_hint
 from enforcer.verify import verify_state
@@ -41,8 +43,11 @@ async def task_start(ctx: CallContext, a: TaskStartArgs) -> dict[str, Any]:
     return _status(ctx, await ctx.enforcer.task_start(ctx.caller, a.title, a.task))
 
 
-async def task_status(ctx: CallContext, a: TaskArgs) -> dict[str, Any]:
-    return _status(ctx, await ctx.enforcer.task_status(a.task))
+async def task_status(ctx: CallContext, a: TaskArgs) -> CallToolResult:
+    report = await ctx.enforcer.task_status(a.task)
+    # The payload depends on the report and on the caller's role (tools_allowed).
+    key = ("task_status", a.task, ctx.caller.role)
+    return ctx.router.rendered(key, report, lambda: _status(ctx, report))
 
 
 async def task_list(ctx: CallContext, a: TaskListArgs) -> dict[str, Any]:

@@ -4,6 +4,7 @@ naming no task may only read, and refusals come in a fixed order."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -14,6 +15,7 @@ from server_kit import (
     ARTIFACTS,
     INSTANCE,
     code_of,
+    journal,
     ledger_types,
     make_config,
     memory_client,
@@ -29,6 +31,9 @@ from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 from server.app import ServeOptions, build_server
 from server.catalogue import TOOLS, ToolSpec, tool_table
+from server.journal import Journal
+from server.router import Router
+from server.tools import HANDLERS
 
 NOT_DONE = [p.value for p in ORDER if p is not Phase.DONE]
 
@@ -230,3 +235,43 @@ async def test_refusals_come_in_order_arguments_then_role_then_freeze_then_task_
         refusal(await c.call_tool("verify_run", {"task": "NOPE"}), "NOT_FOUND")
         refusal(await c.call_tool("verify_run", {"task": "Q1"}), "OUT_OF_PHASE")
         refusal(await c.call_tool("phase_advance", {"task": "Q1"}), "EVIDENCE_MISSING")
+
+
+async def test_a_repeated_task_status_is_rendered_once_per_role_and_afresh_after_any_change(
+    state_dir: Path, sample_project: Path
+) -> None:
+    """The router reuses a rendered task_status result while the enforcer serves the same
+    cached status; a different role, or any change to the task, gets its own result."""
+    config = make_config(sample_project)
+    alice = Caller("alice", "operator", INSTANCE)
+    vic = Caller("vic", "viewer", INSTANCE)
+    async with open_runtime(state_dir, config=config) as rt:
+        journal_ = Journal(rt.paths.evidence)
+        router = Router(Enforcer(rt), tool_table({}), HANDLERS, journal_)
+
+        class AsAlice:
+            async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+                return await router.call(name, arguments, alice)
+
+        try:
+            ok(await router.call("task_start", {"title": "memo", "task": "M1"}, alice))
+            first = await router.call("task_status", {"task": "M1"}, alice)
+            assert await router.call("task_status", {"task": "M1"}, alice) is first
+            as_viewer = await router.call("task_status", {"task": "M1"}, vic)
+            assert as_viewer is not first
+            assert "evidence_put" in ok(first)["tools_allowed"]
+            assert "evidence_put" not in ok(as_viewer)["tools_allowed"]
+            assert await router.call("task_status", {"task": "M1"}, vic) is as_viewer
+
+            await put_artifact(AsAlice(), "M1", Phase.STRATEGIZE)
+            after = await router.call("task_status", {"task": "M1"}, alice)
+            assert after is not first
+            assert ok(after)["gate"]["passed"] is True and ok(first)["gate"]["passed"] is False
+            assert json.loads(after.content[0].text) == after.structured_content  # type: ignore[union-attr]
+            await router.call("phase_advance", {"task": "M1"}, alice)
+            assert ok(await router.call("task_status", {"task": "M1"}, alice))["phase"] == "SPEC"
+        finally:
+            journal_.close()
+    # Every call is journaled, the reused ones too.
+    tools = [line["tool"] for line in journal(state_dir, "M1")]
+    assert tools.count("task_status") == 6
