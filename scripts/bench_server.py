@@ -17,7 +17,10 @@ with the MCP SDK's ClientSession, and measures round trips for three tools:
 Each run reports p50/p99; the summary is the median over runs, then the overhead of task_status
 over noop in percent. Targets: read-only overhead <= 20 %, phase_advance p50 <= 2 ms.
 
-    python scripts/bench_server.py [--calls 2000] [--advances 500] [--runs 3]
+The server runs on phasegate's stdio transport, as ``phasegate serve`` does; ``--sdk-stdio``
+runs the same server on the SDK's threaded transport instead, for comparison.
+
+    python scripts/bench_server.py [--calls 2000] [--advances 500] [--runs 3] [--sdk-stdio]
     python scripts/bench_server.py --serve --state-dir D      # launcher mode (used by the above)
 """
 
@@ -49,8 +52,9 @@ ADVANCE_TARGET_MS = 2.0
 # ------------------------------------------------------------------ launcher mode
 
 
-def serve(state_dir: Path, durability: str) -> None:
-    """build_server plus one bare tool, on stdio."""
+def serve(state_dir: Path, durability: str, sdk_stdio: bool = False) -> None:
+    """build_server plus one bare tool, on stdio: phasegate's transport (what `phasegate serve`
+    runs), or with `sdk_stdio` the SDK's own threaded one, for comparison."""
     from enforcer.config import Config, StoreConfig
     from server.app import AppState, ServeOptions, build_server
     from server.router import CallContext, ok_result
@@ -79,7 +83,12 @@ def serve(state_dir: Path, durability: str) -> None:
         name="payload_floor",
         description="task_status's result without the router (benchmark diagnostic)",
     )
-    server.run()
+    if sdk_stdio:
+        server.run()
+    else:
+        from server.stdio import run_stdio
+
+        run_stdio(server)
 
 
 _FLOOR: list[CallToolResult] = []
@@ -156,6 +165,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, list[float]]:
             str(state_dir),
             "--durability",
             args.durability,
+            *(["--sdk-stdio"] if args.sdk_stdio else []),
         ],
         cwd=str(Path(__file__).resolve().parents[1]),
     )
@@ -226,7 +236,8 @@ async def client(args: argparse.Namespace) -> int:
     print(
         f"phasegate stdio benchmark: python {platform.python_version()}, {args.runs} runs,"
         f" {args.calls} calls per read tool, {args.advances} advances per run,"
-        f" durability {args.durability}",
+        f" durability {args.durability},"
+        f" transport {'SDK (threads)' if args.sdk_stdio else 'phasegate (loop pipes)'}",
         flush=True,
     )
     runs = [await one_run(args, i + 1) for i in range(args.runs)]
@@ -279,11 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--block", type=int, default=20, help="calls per interleaved block")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--sdk-stdio",
+        action="store_true",
+        help="serve on the SDK's threaded stdio transport instead of phasegate's (comparison)",
+    )
     args = parser.parse_args(argv)
     if args.serve:
         if args.state_dir is None:
             parser.error("--serve needs --state-dir")
-        serve(args.state_dir, args.durability)
+        serve(args.state_dir, args.durability, args.sdk_stdio)
         return 0
     return asyncio.run(client(args))
 

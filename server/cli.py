@@ -136,7 +136,9 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if http is None:
-            server.run()
+            from .stdio import run_stdio
+
+            run_stdio(server)
         else:
             server.run("streamable-http", host=http[0], port=http[1])
     except KeyboardInterrupt:

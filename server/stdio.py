@@ -1,0 +1,161 @@
+"""stdio on the event loop's own pipes: no worker threads between the agent and the router.
+
+The SDK's stdio transport reads stdin and writes stdout through anyio's file wrappers, which
+run every ``readline``, ``write`` and ``flush`` on a worker thread. Each request then costs
+three thread hops, and worse, the reader thread is woken for the next line while the request
+is being handled: the first call that releases the GIL (every SQLite statement does) hands the
+GIL to that thread and waits for it back, tens of microseconds in the middle of the call.
+Here the same SDK transport (``stdio_server``, given explicit streams) runs on asyncio pipe
+transports instead. What the SDK does around its own streams is kept: while serving, fd 0
+reads the null device and fd 1 writes to stderr, so a stray ``print`` or a child process
+cannot corrupt the protocol; both are restored on exit.
+
+Where asyncio cannot watch the descriptors (stdin a regular file, Windows), the SDK's own
+transport serves instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
+
+__all__ = ["run_stdio"]
+
+logger = logging.getLogger(__name__)
+
+# One JSON-RPC message per line; evidence is capped at 2 MiB, so a line past this is garbage
+# or an attack. It is dropped (the SDK's parse error path answers nothing either).
+MAX_LINE = 64 * 1024 * 1024
+
+
+class _Lines:
+    """stdin as the async iterator of text lines the SDK transport reads."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_line: int) -> None:
+        self._reader = reader
+        self._max_line = max_line
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            try:
+                line = await self._reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as e:  # EOF: the last line may lack its newline
+                if not e.partial:
+                    raise StopAsyncIteration from None
+                line = e.partial
+            except asyncio.LimitOverrunError:
+                await self._skip_line()
+                logger.warning("dropped a stdin line longer than %d bytes", self._max_line)
+                continue
+            return line.decode("utf-8", "replace")
+
+    async def _skip_line(self) -> None:
+        while True:
+            try:
+                await self._reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as e:
+                await self._reader.readexactly(e.consumed)
+            except asyncio.IncompleteReadError:
+                return
+
+
+class _Out:
+    """stdout as the text file the SDK transport writes to: write, then flush (drain)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, text: str) -> None:
+        self._writer.write(text.encode("utf-8"))
+
+    async def flush(self) -> None:
+        await self._writer.drain()
+
+
+def _watchable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+@contextlib.asynccontextmanager
+async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None]:
+    """The protocol's stdin and stdout on private descriptors, or None where that can't be."""
+    if sys.platform == "win32" or not (_watchable(0) and _watchable(1)):
+        yield None
+        return
+    import fcntl
+
+    loop = asyncio.get_running_loop()
+    in_fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    out_fd = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    # Non-blocking mode belongs to the open file, which the parent may share (a terminal):
+    # remember it and put it back.
+    blocking = os.get_blocking(in_fd), os.get_blocking(out_fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        sys.stdout.flush()
+        os.dup2(null, 0)
+        os.dup2(2, 1)
+    finally:
+        os.close(null)
+    transports: list[asyncio.BaseTransport] = []
+    try:
+        reader = asyncio.StreamReader(limit=max_line)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader),
+            os.fdopen(os.dup(in_fd), "rb", buffering=0),  # the transport closes its own
+        )
+        transports.append(read_transport)
+        write_transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+            os.fdopen(os.dup(out_fd), "wb", buffering=0),
+        )
+        transports.append(write_transport)
+        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
+        yield _Lines(reader, max_line), _Out(writer)
+    finally:
+        for transport in transports:
+            transport.close()
+        await asyncio.sleep(0)  # let the transports finish closing their descriptors
+        for fd, was_blocking in zip((in_fd, out_fd), blocking, strict=True):
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, was_blocking)
+        with contextlib.suppress(OSError):
+            os.dup2(in_fd, 0)
+            os.dup2(out_fd, 1)
+        for fd in (in_fd, out_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def serve_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> None:
+    """Serve `server` on stdin/stdout until stdin ends."""
+    # The SDK runs its stdio transport on the low-level server; MCPServer keeps that private
+    # and offers no way to hand it other streams. Without it, the SDK's own path serves.
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    async with _loop_pipes(max_line) as pipes:
+        if pipes is None or lowlevel is None:
+            await server.run_stdio_async()
+            return
+        stdin, stdout = pipes
+        async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+def run_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> None:
+    """`server.run()` for stdio, on the loop's pipes (see the module docstring)."""
+    anyio.run(lambda: serve_stdio(server, max_line=max_line))
