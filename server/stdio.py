@@ -10,8 +10,8 @@ transports instead. What the SDK does around its own streams is kept: while serv
 reads the null device and fd 1 writes to stderr, so a stray ``print`` or a child process
 cannot corrupt the protocol; both are restored on exit.
 
-Where asyncio cannot watch the descriptors (stdin a regular file, Windows), the SDK's own
-transport serves instead.
+Where stdin or stdout is not a pipe or a socket (a regular file, a terminal) or on Windows, the
+SDK's own transport serves instead.
 """
 
 from __future__ import annotations
@@ -86,15 +86,20 @@ class _Out:
         await self._writer.drain()
 
 
-def _watchable(fd: int) -> bool:
-    mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+def _pipe_or_socket(fd: int) -> bool:
+    """What an MCP client gives a server it spawns. A terminal is left to the SDK: the loop
+    would make it non-blocking, and a killed server could not set it back for the shell."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 @contextlib.asynccontextmanager
 async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None]:
     """The protocol's stdin and stdout on private descriptors, or None where that can't be."""
-    if sys.platform == "win32" or not (_watchable(0) and _watchable(1)):
+    if sys.platform == "win32" or not (_pipe_or_socket(0) and _pipe_or_socket(1)):
         yield None
         return
     import fcntl
@@ -149,8 +154,10 @@ async def serve_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> No
     lowlevel = getattr(server, "_lowlevel_server", None)
     async with _loop_pipes(max_line) as pipes:
         if pipes is None or lowlevel is None:
+            logger.info("stdio: serving on the SDK's transport (stdin/stdout not pipes)")
             await server.run_stdio_async()
             return
+        logger.info("stdio: serving on the event loop's pipes")
         stdin, stdout = pipes
         async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())

@@ -61,6 +61,9 @@ async def test_one_task_goes_from_strategize_to_done_and_the_ledger_verifies_off
         counts = json.loads(results["content"])
         assert counts["passed"] == 2 and counts["failed"] == 0 and counts["exit_code"] == 0
         assert ok(await s.call_tool("ledger_verify", {}))["ok"] is True
+    # `phasegate serve` spoke over the event loop's own pipes, not the SDK's threads.
+    log = (state_dir.parent / "server-alice.log").read_text()
+    assert "serving on the event loop's pipes" in log, log
 
     advanced = [e for e in ledger_rows(state_dir) if e["type"] == "phase.advanced"]
     assert [(e["data"]["from"], e["data"]["to"]) for e in advanced] == [

@@ -22,10 +22,11 @@ from server_kit import REPO
 
 SERVER = textwrap.dedent(
     """
-    import os, subprocess, sys
+    import logging, os, subprocess, sys
     from mcp.server.mcpserver import MCPServer
     from server.stdio import run_stdio
 
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     server = MCPServer(name="probe")
 
     def shout(word: str) -> str:
@@ -134,6 +135,7 @@ async def test_stray_and_child_output_miss_the_wire_and_the_descriptors_come_bac
     # Only protocol lines while serving; after it, stdout is the process's own again.
     assert other == ["after serving, blocking=True"]
     assert b"stray print one" in err and b"child output" in err
+    assert b"serving on the event loop's pipes" in err
 
 
 async def test_a_line_past_the_limit_is_dropped_and_the_session_goes_on(tmp_path: Path) -> None:
@@ -175,3 +177,22 @@ def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) 
         take(raw, by_id, other)
     assert by_id[1]["result"]["serverInfo"]["name"] == "probe"
     assert other == ["after serving, blocking=True"]
+    assert b"serving on the SDK's transport" in done.stderr
+
+
+def test_a_character_device_on_stdin_is_left_to_the_sdk_transport(tmp_path: Path) -> None:
+    """A terminal (here /dev/null, also a character device) is not made non-blocking."""
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    with open(os.devnull, "rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, str(script), str(1 << 20)],
+            cwd=REPO,
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().splitlines() == ["after serving, blocking=True"]
+    assert b"serving on the SDK's transport" in done.stderr
