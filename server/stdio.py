@@ -107,12 +107,13 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None
     loop = asyncio.get_running_loop()
     in_fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     out_fd = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
-    # Non-blocking mode belongs to the open file, which the parent may share (a terminal):
-    # remember it and put it back.
+    # Non-blocking mode belongs to the open file, which other processes may share (the rest of
+    # a shell pipeline): remember it and put it back.
     blocking = os.get_blocking(in_fd), os.get_blocking(out_fd)
     null = os.open(os.devnull, os.O_RDONLY)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
         os.dup2(null, 0)
         os.dup2(2, 1)
     finally:
@@ -134,15 +135,13 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None
         yield _Lines(reader, max_line), _Out(writer)
     finally:
         for transport in transports:
-            transport.close()
-        await asyncio.sleep(0)  # let the transports finish closing their descriptors
+            transport.close()  # each closes its own duplicate; in_fd and out_fd stay ours
         for fd, was_blocking in zip((in_fd, out_fd), blocking, strict=True):
             with contextlib.suppress(OSError):
                 os.set_blocking(fd, was_blocking)
-        with contextlib.suppress(OSError):
-            os.dup2(in_fd, 0)
-            os.dup2(out_fd, 1)
-        for fd in (in_fd, out_fd):
+        for fd, std in ((in_fd, 0), (out_fd, 1)):
+            with contextlib.suppress(OSError):
+                os.dup2(fd, std)
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -154,7 +153,7 @@ async def serve_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> No
     lowlevel = getattr(server, "_lowlevel_server", None)
     async with _loop_pipes(max_line) as pipes:
         if pipes is None or lowlevel is None:
-            logger.info("stdio: serving on the SDK's transport (stdin/stdout not pipes)")
+            logger.info("stdio: serving on the SDK's transport")
             await server.run_stdio_async()
             return
         logger.info("stdio: serving on the event loop's pipes")
