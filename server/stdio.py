@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import stat
 import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,9 +35,10 @@ __all__ = ["run_stdio"]
 
 logger = logging.getLogger(__name__)
 
-# One JSON-RPC message per line; evidence is capped at 2 MiB, so a line past this is garbage
-# or an attack. It is dropped (the SDK's parse error path answers nothing either).
-MAX_LINE = 64 * 1024 * 1024
+# One JSON-RPC message per line. Evidence is capped at 2 MiB (12 MiB as JSON if every
+# character had to be escaped), so a line past this is garbage or an attack. It is dropped,
+# as the SDK drops a line it cannot parse: neither can answer a request it could not read.
+MAX_LINE = 32 * 1024 * 1024
 
 
 class _Lines:
@@ -86,40 +89,54 @@ class _Out:
         await self._writer.drain()
 
 
-def _pipe_or_socket(fd: int) -> bool:
-    """What an MCP client gives a server it spawns. A terminal is left to the SDK: the loop
-    would make it non-blocking, and a killed server could not set it back for the shell."""
+def _separate_pipes() -> bool:
+    """Whether stdin and stdout are what MCP clients give a server they spawn: two pipes or two
+    sockets (Node's child processes get socket pairs). A terminal is left to the SDK: the loop
+    would make it non-blocking, and a killed server could not set it back for the shell. One
+    socket for both (inetd, socat) too: asyncio's write side takes any incoming byte on it
+    for the reader having gone away."""
     try:
-        mode = os.fstat(fd).st_mode
+        stdin, stdout = os.fstat(0), os.fstat(1)
     except OSError:
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    kinds = (stat.S_ISFIFO, stat.S_ISSOCK)
+    return (
+        any(k(stdin.st_mode) for k in kinds)
+        and any(k(stdout.st_mode) for k in kinds)
+        and not os.path.samestat(stdin, stdout)
+    )
 
 
 @contextlib.asynccontextmanager
 async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None]:
     """The protocol's stdin and stdout on private descriptors, or None where that can't be."""
-    if sys.platform == "win32" or not (_pipe_or_socket(0) and _pipe_or_socket(1)):
+    if sys.platform == "win32" or not _separate_pipes():
         yield None
         return
     import fcntl
 
     loop = asyncio.get_running_loop()
+    if sys.stdout is not None:
+        sys.stdout.flush()
     in_fd = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    out_fd = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    try:
+        out_fd = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError:
+        os.close(in_fd)
+        raise
     # Non-blocking mode belongs to the open file, which other processes may share (the rest of
     # a shell pipeline): remember it and put it back.
     blocking = os.get_blocking(in_fd), os.get_blocking(out_fd)
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        if sys.stdout is not None:
-            sys.stdout.flush()
-        os.dup2(null, 0)
-        os.dup2(2, 1)
-    finally:
-        os.close(null)
     transports: list[asyncio.BaseTransport] = []
+    handling_sigterm = False
+    previous: Any = signal.SIG_DFL
     try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.dup2(null, 0)
+            os.dup2(2, 1)
+        finally:
+            os.close(null)
         reader = asyncio.StreamReader(limit=max_line)
         read_transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader),
@@ -131,9 +148,22 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None
             os.fdopen(os.dup(out_fd), "wb", buffering=0),
         )
         transports.append(write_transport)
+        # Flush means written, as the SDK's blocking flush does: drain() waits until the
+        # buffer is empty, so nothing is left unsent when serving ends.
+        write_transport.set_write_buffer_limits(high=0)
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
+        # SIGTERM ends the session as the end of stdin does: the lifespan closes in order
+        # (final checkpoint), instead of a KeyboardInterrupt cancelling it mid-way.
+        # (Closing the transport ends the stream after what was already read, and no more.)
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGTERM)
+            loop.add_signal_handler(signal.SIGTERM, read_transport.close)
+            handling_sigterm = True
         yield _Lines(reader, max_line), _Out(writer)
     finally:
+        if handling_sigterm:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous)
         for transport in transports:
             transport.close()  # each closes its own duplicate; in_fd and out_fd stay ours
         for fd, was_blocking in zip((in_fd, out_fd), blocking, strict=True):
@@ -151,8 +181,12 @@ async def serve_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> No
     # The SDK runs its stdio transport on the low-level server; MCPServer keeps that private
     # and offers no way to hand it other streams. Without it, the SDK's own path serves.
     lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None:
+        logger.info("stdio: serving on the SDK's transport")
+        await server.run_stdio_async()
+        return
     async with _loop_pipes(max_line) as pipes:
-        if pipes is None or lowlevel is None:
+        if pipes is None:
             logger.info("stdio: serving on the SDK's transport")
             await server.run_stdio_async()
             return

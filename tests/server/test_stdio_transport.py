@@ -3,8 +3,11 @@
 A small MCP server runs as a subprocess through `run_stdio`; these tests speak raw JSON-RPC
 lines to it, so they see exactly what is on the wire: stray output and a child process's output
 miss the protocol, a line past the limit is dropped without ending the session, a request split
-across writes is read whole, the descriptors are given back when serving ends, and a stdin that
-asyncio cannot watch falls back to the SDK's transport.
+across writes is read whole, an answer larger than the pipe is delivered whole to a slow reader
+even when stdin ends meanwhile, socket pairs work (Node gives its children those), the
+descriptors are given back when serving ends, and what the loop should not watch (a regular
+file, a terminal, one socket for both directions) is left to the SDK's transport. The real
+`phasegate serve` ends a session on SIGTERM as on the end of stdin, with its final checkpoint.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from server_kit import REPO
+from server_kit import REPO, cli, ledger_rows, serve_args
 
 SERVER = textwrap.dedent(
     """
@@ -34,7 +39,11 @@ SERVER = textwrap.dedent(
         subprocess.run([sys.executable, "-c", "print('child output')"], check=True)
         return word.upper()
 
+    def big(n: int) -> str:
+        return "x" * n
+
     server.add_tool(shout, name="shout", description="echo loudly")
+    server.add_tool(big, name="big", description="a long answer")
     run_stdio(server, max_line=int(sys.argv[1]))
     # Serving is over: the descriptors are the process's own again, blocking as before.
     print("after serving, blocking=%s" % os.get_blocking(1), flush=True)
@@ -54,12 +63,12 @@ INITIALIZE = {
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
-def call(request_id: int, word: str) -> dict[str, Any]:
+def call(request_id: int, word: str, tool: str = "shout", **arguments: Any) -> dict[str, Any]:
     return {
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "tools/call",
-        "params": {"name": "shout", "arguments": {"word": word}},
+        "params": {"name": tool, "arguments": arguments or {"word": word}},
     }
 
 
@@ -196,3 +205,146 @@ def test_a_character_device_on_stdin_is_left_to_the_sdk_transport(tmp_path: Path
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().splitlines() == ["after serving, blocking=True"]
     assert b"serving on the SDK's transport" in done.stderr
+
+
+async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_path: Path) -> None:
+    """The client reads nothing until stdin has ended: every answer must still arrive whole."""
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        str(1 << 20),
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(line(INITIALIZE) + line(INITIALIZED))
+        proc.stdin.write(line(call(2, "", "big", n=300_000)))
+        await proc.stdin.drain()
+        first = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=60))
+        assert first["id"] == 1
+        await asyncio.sleep(1.0)  # the answer is being written by now, blocked on the full pipe
+        proc.stdin.close()
+
+        async def read_slowly() -> bytes:
+            assert proc.stdout is not None
+            got = b""
+            while chunk := await proc.stdout.read(4096):
+                got += chunk
+                await asyncio.sleep(0.005)  # a slow reader: the server may finish first
+            return got
+
+        rest = await asyncio.wait_for(read_slowly(), timeout=60)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    by_id: dict[int, Any] = {}
+    other: list[str] = []
+    for raw in rest.decode().splitlines():
+        take(raw, by_id, other)
+    assert text_of(by_id[2]) == "x" * 300_000
+    assert other == ["after serving, blocking=True"]
+
+
+def test_socket_pairs_are_served_on_the_loop_and_one_socket_for_both_by_the_sdk(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    argv = [sys.executable, str(script), str(1 << 20)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    requests = line(INITIALIZE) + line(INITIALIZED) + line(call(2, "sock"))
+
+    def answers(ours_out: socket.socket) -> dict[int, Any]:
+        by_id: dict[int, Any] = {}
+        buffered = b""
+        while 2 not in by_id:
+            chunk = ours_out.recv(65536)
+            assert chunk, "the server closed the socket before answering"
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for raw in lines:
+                take(raw.decode(), by_id, [])
+        return by_id
+
+    # Two socket pairs, one per direction, as Node's child_process sets up.
+    in_ours, in_theirs = socket.socketpair()
+    out_ours, out_theirs = socket.socketpair()
+    in_ours.settimeout(60)
+    out_ours.settimeout(60)
+    with subprocess.Popen(
+        argv, cwd=REPO, env=env, stdin=in_theirs, stdout=out_theirs, stderr=subprocess.PIPE
+    ) as proc:
+        in_theirs.close()
+        out_theirs.close()
+        in_ours.sendall(requests)
+        assert text_of(answers(out_ours)[2]) == "SOCK"
+        in_ours.shutdown(socket.SHUT_WR)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, err.decode()
+    in_ours.close()
+    out_ours.close()
+    assert b"serving on the event loop's pipes" in err
+
+    # One socket for both directions (inetd, socat): the SDK's transport serves it.
+    ours, theirs = socket.socketpair()
+    ours.settimeout(60)
+    with subprocess.Popen(
+        argv, cwd=REPO, env=env, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE
+    ) as proc:
+        theirs.close()
+        ours.sendall(requests)
+        assert text_of(answers(ours)[2]) == "SOCK"
+        ours.shutdown(socket.SHUT_WR)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, err.decode()
+    ours.close()
+    assert b"serving on the SDK's transport" in err
+
+
+async def test_sigterm_ends_a_phasegate_session_like_the_end_of_stdin(tmp_path: Path) -> None:
+    """The lifespan closes in order: a final checkpoint covers every entry, and it verifies."""
+    state = tmp_path / "state"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *serve_args(state, "term"),
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    start = {"title": "terminated", "task": "SIG-1"}
+    try:
+        proc.stdin.write(line(INITIALIZE) + line(INITIALIZED))
+        proc.stdin.write(line(call(2, "", "task_start", **start)))
+        await proc.stdin.drain()
+        by_id: dict[int, Any] = {}
+        while 2 not in by_id:
+            raw = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+            assert raw, "the server closed stdout before answering"
+            take(raw.decode(), by_id, [])
+        assert by_id[2]["result"]["structuredContent"]["phase"] == "STRATEGIZE"
+        proc.send_signal(signal.SIGTERM)  # stdin stays open: only the signal ends the session
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    entries = len(ledger_rows(state))
+    assert (state / "checkpoints" / f"{entries:012d}.txt").is_file(), sorted(
+        p.name for p in (state / "checkpoints").iterdir()
+    )
+    verified = cli("ledger", "verify", "--state-dir", str(state), "--json")
+    assert json.loads(verified.stdout)["ok"] is True
