@@ -70,8 +70,8 @@ _DURATION = metrics.get_meter("phasegate").create_histogram(
         300,
     ],
 )
-# The phase the task is in after the call (for the span); set by handlers that know it.
 _RENDERED_SIZE = 1024  # results kept by Router.rendered (one per task and role in use)
+# The phase the task is in after the call (for the span); set by handlers that know it.
 phase_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "phasegate_phase", default=None
 )
