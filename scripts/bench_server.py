@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import shutil
@@ -35,8 +36,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 from mcp.server.mcpserver import Context
@@ -151,68 +153,144 @@ async def check(pending: Awaitable[Any]) -> Any:
     return result
 
 
+async def measure(session: Any, args: argparse.Namespace) -> dict[str, list[float]]:
+    """The timed calls on one server; `session` is the SDK's ClientSession or a RawSession."""
+    await session.initialize()
+    await check(session.call_tool("task_start", {"title": "bench", "task": TASK}))
+    status = {"task": TASK}
+
+    async def noop() -> Any:
+        return await session.call_tool("noop", {})
+
+    async def task_status() -> Any:
+        return await session.call_tool("task_status", status)
+
+    async def controls_status() -> Any:
+        return await session.call_tool("controls_status", {})
+
+    async def payload_floor() -> Any:
+        return await session.call_tool("payload_floor", {})
+
+    # Warm-up, then interleave the read kinds in short blocks so that the machine's drift
+    # (large on a shared VM) hits all of them alike.
+    reads = {
+        "noop": noop,
+        "controls_status": controls_status,
+        "task_status": task_status,
+        "payload_floor": payload_floor,
+    }
+    for call in reads.values():
+        await timed(args.warmup, call)
+    samples: dict[str, list[float]] = {name: [] for name in reads}
+    block = max(1, min(args.block, args.calls))
+    for _ in range(args.calls // block):
+        for name, call in reads.items():
+            samples[name] += await timed(block, call)
+    await advances(session, max(1, args.warmup // 10))
+    samples["phase_advance"] = await advances(session, args.advances)
+    if not isinstance(session, RawSession):
+        # Diagnostics: the client's own output-schema check of one result of each.
+        for name, call in (("noop", noop), ("task_status", task_status)):
+            samples[f"client validation of {name}"] = await validations(
+                session, name, await call(), args.warmup
+            )
+    return samples
+
+
+class RawSession:
+    """A minimal JSON-RPC client on the server's pipes: one ``json.loads`` per answer, no
+    output-schema check. The SDK's Python client spends 0.05-0.1 ms per call of its own on
+    parsing and validating a result (jsonschema); a client with a compiled validator spends a
+    few microseconds. This one shows what the server itself costs."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self._stdin = proc.stdin
+        self._stdout = proc.stdout
+        self._next_id = 0
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        self._next_id += 1
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self._stdin.write((json.dumps(message) + "\n").encode())
+        await self._stdin.drain()
+        answer = json.loads(await self._stdout.readline())
+        if answer.get("id") != self._next_id or "result" not in answer:
+            raise RuntimeError(f"unexpected answer to {method}: {answer}")
+        return answer["result"]
+
+    async def initialize(self) -> None:
+        await self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "bench-raw", "version": "0"},
+            },
+        )
+        self._stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await self._stdin.drain()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        result = await self.request("tools/call", {"name": name, "arguments": arguments})
+        return SimpleNamespace(
+            is_error=bool(result.get("isError")),
+            structured_content=result.get("structuredContent"),
+        )
+
+
+@contextlib.asynccontextmanager
+async def raw_session(argv: list[str], cwd: str, errlog: Any) -> AsyncIterator[RawSession]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=errlog,
+        limit=1 << 24,
+    )
+    try:
+        yield RawSession(proc)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 async def one_run(args: argparse.Namespace, run: int) -> dict[str, list[float]]:
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     state_dir = Path(tempfile.mkdtemp(prefix="phasegate-bench-"))
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            str(Path(__file__).resolve()),
-            "--serve",
-            "--state-dir",
-            str(state_dir),
-            "--durability",
-            args.durability,
-            *(["--sdk-stdio"] if args.sdk_stdio else []),
-        ],
-        cwd=str(Path(__file__).resolve().parents[1]),
-    )
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve",
+        "--state-dir",
+        str(state_dir),
+        "--durability",
+        args.durability,
+        *(["--sdk-stdio"] if args.sdk_stdio else []),
+    ]
+    cwd = str(Path(__file__).resolve().parents[1])
     try:
         with (state_dir.parent / f"{state_dir.name}.log").open("w") as errlog:
-            async with (
-                stdio_client(params, errlog=errlog) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                await session.initialize()
-                await check(session.call_tool("task_start", {"title": "bench", "task": TASK}))
-                status = {"task": TASK}
-
-                async def noop() -> Any:
-                    return await session.call_tool("noop", {})
-
-                async def task_status() -> Any:
-                    return await session.call_tool("task_status", status)
-
-                async def controls_status() -> Any:
-                    return await session.call_tool("controls_status", {})
-
-                async def payload_floor() -> Any:
-                    return await session.call_tool("payload_floor", {})
-
-                # Warm-up, then interleave the read kinds in short blocks so that the machine's
-                # drift (large on a shared VM) hits all of them alike.
-                reads = {
-                    "noop": noop,
-                    "controls_status": controls_status,
-                    "task_status": task_status,
-                    "payload_floor": payload_floor,
-                }
-                for call in reads.values():
-                    await timed(args.warmup, call)
-                samples: dict[str, list[float]] = {name: [] for name in reads}
-                block = max(1, min(args.block, args.calls))
-                for _ in range(args.calls // block):
-                    for name, call in reads.items():
-                        samples[name] += await timed(block, call)
-                await advances(session, max(1, args.warmup // 10))
-                samples["phase_advance"] = await advances(session, args.advances)
-                # Diagnostics: the client's own output-schema check of one result of each.
-                for name, call in (("noop", noop), ("task_status", task_status)):
-                    samples[f"client validation of {name}"] = await validations(
-                        session, name, await call(), args.warmup
-                    )
+            if args.raw:
+                async with raw_session(argv, cwd, errlog) as raw:
+                    samples = await measure(raw, args)
+            else:
+                params = StdioServerParameters(command=argv[0], args=argv[1:], cwd=cwd)
+                async with (
+                    stdio_client(params, errlog=errlog) as (read, write),
+                    ClientSession(read, write) as session,
+                ):
+                    samples = await measure(session, args)
         # Diagnostics: time inside the router, as the call journal records it.
         journal = state_dir / "evidence" / TASK / "journal.jsonl"
         lines = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -236,7 +314,7 @@ async def client(args: argparse.Namespace) -> int:
     print(
         f"phasegate stdio benchmark: python {platform.python_version()}, {args.runs} runs,"
         f" {args.calls} calls per read tool, {args.advances} advances per run,"
-        f" durability {args.durability},"
+        f" durability {args.durability}, client {'raw JSON-RPC' if args.raw else 'MCP SDK'},"
         f" transport {'SDK (threads)' if args.sdk_stdio else 'phasegate (loop pipes)'}",
         flush=True,
     )
@@ -290,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--block", type=int, default=20, help="calls per interleaved block")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="time with a minimal JSON-RPC client instead of the SDK's (no schema checks)",
+    )
     parser.add_argument(
         "--sdk-stdio",
         action="store_true",
