@@ -2,16 +2,20 @@
 
 The SDK's stdio transport reads stdin and writes stdout through anyio's file wrappers, which
 run every ``readline``, ``write`` and ``flush`` on a worker thread. Each request then costs
-three thread hops, and worse, the reader thread is woken for the next line while the request
-is being handled: the first call that releases the GIL (every SQLite statement does) hands the
-GIL to that thread and waits for it back, tens of microseconds in the middle of the call.
-Here the same SDK transport (``stdio_server``, given explicit streams) runs on asyncio pipe
-transports instead. What the SDK does around its own streams is kept: while serving, fd 0
-reads the null device and fd 1 writes to stderr, so a stray ``print`` or a child process
-cannot corrupt the protocol; both are restored on exit.
+three thread hops, and the reader thread, woken for the next line while a request is being
+handled, competes with it for the GIL (every SQLite statement releases the GIL). Here the same
+SDK transport (``stdio_server``, given explicit streams) runs on asyncio pipe transports
+instead; on the development host that halves a bare round trip (``scripts/bench_server.py``
+against ``--sdk-stdio``).
 
-Where stdin or stdout is not a pipe or a socket (a regular file, a terminal) or on Windows, the
-SDK's own transport serves instead.
+What the SDK does around its own streams is kept: while serving, fd 0 reads the null device
+and fd 1 writes to stderr, so a stray ``print`` or a child process cannot corrupt the
+protocol; both are restored on exit, blocking mode included. A flush returns once the answer
+is written, as the SDK's blocking flush does. SIGTERM ends the session as the end of stdin
+does, so the lifespan closes in order.
+
+Two pipes or two sockets (Node gives its children socket pairs) are served here. A regular
+file, a terminal, one socket for both directions, or Windows: the SDK's own transport.
 """
 
 from __future__ import annotations
