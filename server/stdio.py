@@ -11,11 +11,13 @@ against ``--sdk-stdio``).
 What the SDK does around its own streams is kept: while serving, fd 0 reads the null device
 and fd 1 writes to stderr, so a stray ``print`` or a child process cannot corrupt the
 protocol; both are restored on exit, blocking mode included. A flush returns once the answer
-is written, as the SDK's blocking flush does. SIGTERM ends the session as the end of stdin
-does, so the lifespan closes in order.
+is written, as the SDK's blocking flush does. SIGTERM and Ctrl-C end the session as the end of
+stdin does, so the lifespan closes in order (the SDK's transport, its reader thread blocked in
+a read, would not end until more input came).
 
-Two pipes or two sockets (Node gives its children socket pairs) are served here. A regular
-file, a terminal, one socket for both directions, or Windows: the SDK's own transport.
+Two pipes or two sockets (Node gives its children socket pairs) are served on asyncio's pipe
+transports; a terminal is watched by the loop but never made non-blocking. A regular file, one
+socket for both directions, or Windows: the SDK's own transport.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -93,32 +95,88 @@ class _Out:
         await self._writer.drain()
 
 
-def _separate_pipes() -> bool:
-    """Whether stdin and stdout are what MCP clients give a server they spawn: two pipes or two
-    sockets (Node's child processes get socket pairs). A terminal is left to the SDK: the loop
-    would make it non-blocking, and a killed server could not set it back for the shell. One
-    socket for both (inetd, socat) too: asyncio's write side takes any incoming byte on it
-    for the reader having gone away."""
+class _TerminalOut:
+    """stdout on a terminal: plain blocking writes, which a terminal takes at once."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+    async def flush(self) -> None:
+        return None
+
+
+class _TerminalIn:
+    """A terminal read by the loop without making it non-blocking: the descriptor is watched,
+    and read only when it has input, so a read never waits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, reader: asyncio.StreamReader):
+        self._loop, self._fd, self._reader = loop, fd, reader
+        self._open = True
+        loop.add_reader(fd, self._ready)
+
+    def _ready(self) -> None:
+        try:
+            data = os.read(self._fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._reader.feed_data(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._loop.remove_reader(self._fd)
+            self._reader.feed_eof()
+
+
+_STREAM, _TERMINAL = "stream", "terminal"
+
+
+def _plan() -> tuple[str, str] | None:
+    """How the loop serves stdin and stdout, or None for the SDK's transport.
+
+    Pipes and sockets (MCP clients give a server they spawn two of them; Node gives socket
+    pairs) get asyncio's pipe transports. A terminal is watched but never made non-blocking: a
+    killed server could not set it back for the shell. A regular file cannot be watched; one
+    socket for both directions (inetd, socat) would look closed to asyncio's write side at the
+    first incoming byte: both go to the SDK."""
     try:
         stdin, stdout = os.fstat(0), os.fstat(1)
     except OSError:
-        return False
-    kinds = (stat.S_ISFIFO, stat.S_ISSOCK)
-    return (
-        any(k(stdin.st_mode) for k in kinds)
-        and any(k(stdout.st_mode) for k in kinds)
-        and not os.path.samestat(stdin, stdout)
-    )
+        return None
+
+    def kind(fd: int, st: os.stat_result) -> str | None:
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            return _STREAM
+        return _TERMINAL if os.isatty(fd) else None
+
+    read, write = kind(0, stdin), kind(1, stdout)
+    if read is None or write is None:
+        return None
+    if read == write == _STREAM and os.path.samestat(stdin, stdout):
+        return None
+    return read, write
 
 
 @contextlib.asynccontextmanager
-async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None]:
+async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out | _TerminalOut] | None]:
     """The protocol's stdin and stdout on private descriptors, or None where that can't be."""
-    if sys.platform == "win32" or not _separate_pipes():
+    plan = None if sys.platform == "win32" else _plan()
+    if plan is None:
         yield None
         return
     import fcntl
 
+    read_kind, write_kind = plan
     loop = asyncio.get_running_loop()
     if sys.stdout is not None:
         sys.stdout.flush()
@@ -131,9 +189,8 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None
     # Non-blocking mode belongs to the open file, which other processes may share (the rest of
     # a shell pipeline): remember it and put it back.
     blocking = os.get_blocking(in_fd), os.get_blocking(out_fd)
-    transports: list[asyncio.BaseTransport] = []
-    handling_sigterm = False
-    previous: Any = signal.SIG_DFL
+    closers: list[Callable[[], None]] = []
+    signals: list[tuple[signal.Signals, Any]] = []
     try:
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -142,34 +199,43 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out] | None
         finally:
             os.close(null)
         reader = asyncio.StreamReader(limit=max_line)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader),
-            os.fdopen(os.dup(in_fd), "rb", buffering=0),  # the transport closes its own
-        )
-        transports.append(read_transport)
-        write_transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
-            os.fdopen(os.dup(out_fd), "wb", buffering=0),
-        )
-        transports.append(write_transport)
-        # Flush means written, as the SDK's blocking flush does: drain() waits until the
-        # buffer is empty, so nothing is left unsent when serving ends.
-        write_transport.set_write_buffer_limits(high=0)
-        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        # SIGTERM ends the session as the end of stdin does: the lifespan closes in order
-        # (final checkpoint), instead of a KeyboardInterrupt cancelling it mid-way.
-        # (Closing the transport ends the stream after what was already read, and no more.)
+        end_input: Callable[[], None]
+        if read_kind == _STREAM:
+            read_transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader),
+                os.fdopen(os.dup(in_fd), "rb", buffering=0),  # the transport closes its own
+            )
+            end_input = read_transport.close
+        else:
+            end_input = _TerminalIn(loop, in_fd, reader).close
+        closers.append(end_input)
+        out: _Out | _TerminalOut
+        if write_kind == _STREAM:
+            write_transport, protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+                os.fdopen(os.dup(out_fd), "wb", buffering=0),
+            )
+            closers.append(write_transport.close)
+            # Flush means written, as the SDK's blocking flush does: drain() waits until the
+            # buffer is empty, so nothing is left unsent when serving ends.
+            write_transport.set_write_buffer_limits(high=0)
+            out = _Out(asyncio.StreamWriter(write_transport, protocol, None, loop))
+        else:
+            out = _TerminalOut(out_fd)
+        # SIGTERM, and Ctrl-C in a terminal, end the session as the end of stdin does: what was
+        # read is still answered, and the lifespan closes in order (final checkpoint), where a
+        # KeyboardInterrupt would cancel it mid-way.
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGTERM)
-            loop.add_signal_handler(signal.SIGTERM, read_transport.close)
-            handling_sigterm = True
-        yield _Lines(reader, max_line), _Out(writer)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signals.append((signum, signal.getsignal(signum)))
+                loop.add_signal_handler(signum, end_input)
+        yield _Lines(reader, max_line), out
     finally:
-        if handling_sigterm:
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, previous)
-        for transport in transports:
-            transport.close()  # each closes its own duplicate; in_fd and out_fd stay ours
+        for signum, previous in signals:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, previous)
+        for close in closers:
+            close()  # each transport closes its own duplicate; in_fd and out_fd stay ours
         for fd, was_blocking in zip((in_fd, out_fd), blocking, strict=True):
             with contextlib.suppress(OSError):
                 os.set_blocking(fd, was_blocking)

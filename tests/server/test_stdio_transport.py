@@ -5,14 +5,17 @@ lines to it, so they see exactly what is on the wire: stray output and a child p
 miss the protocol, a line past the limit is dropped without ending the session, a request split
 across writes is read whole, an answer larger than the pipe is delivered whole to a slow reader
 even when stdin ends meanwhile, socket pairs work (Node gives its children those), the
-descriptors are given back when serving ends, and what the loop should not watch (a regular
-file, a terminal, one socket for both directions) is left to the SDK's transport. The real
-`phasegate serve` ends a session on SIGTERM as on the end of stdin, with its final checkpoint.
+descriptors are given back when serving ends, a terminal is served but never made
+non-blocking, and what the loop should not watch (a regular file, a device that is no
+terminal, one socket for both directions) is left to the SDK's transport. The real
+`phasegate serve` ends a session on SIGTERM, and in a terminal on Ctrl-C, as on the end of
+stdin, with its final checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -42,8 +45,12 @@ SERVER = textwrap.dedent(
     def big(n: int) -> str:
         return "x" * n
 
+    def terminal_blocking() -> str:
+        return str(os.get_blocking(2))  # on a terminal, fd 2 shares the open file with 0 and 1
+
     server.add_tool(shout, name="shout", description="echo loudly")
     server.add_tool(big, name="big", description="a long answer")
+    server.add_tool(terminal_blocking, name="terminal_blocking", description="fd 2 blocking?")
     run_stdio(server, max_line=int(sys.argv[1]))
     # Serving is over: the descriptors are the process's own again, blocking as before.
     print("after serving, blocking=%s" % os.get_blocking(1), flush=True)
@@ -189,8 +196,8 @@ def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) 
     assert b"serving on the SDK's transport" in done.stderr
 
 
-def test_a_character_device_on_stdin_is_left_to_the_sdk_transport(tmp_path: Path) -> None:
-    """A terminal (here /dev/null, also a character device) is not made non-blocking."""
+def test_a_device_that_is_no_terminal_is_left_to_the_sdk_transport(tmp_path: Path) -> None:
+    """/dev/null: a character device, but no terminal and never readable input: the SDK's."""
     script = tmp_path / "probe_server.py"
     script.write_text(SERVER)
     with open(os.devnull, "rb") as stdin:
@@ -348,3 +355,85 @@ async def test_sigterm_ends_a_phasegate_session_like_the_end_of_stdin(tmp_path: 
     )
     verified = cli("ledger", "verify", "--state-dir", str(state), "--json")
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_a_terminal_is_served_and_ctrl_c_ends_the_session_in_order(tmp_path: Path) -> None:
+    """`phasegate serve` typed in a terminal: requests are answered, the terminal stays
+    blocking while served (fd 2 shares its open file with fd 0 and 1), and Ctrl-C ends the
+    session with its final checkpoint (the SDK's threaded transport would wait for another
+    line before it let go)."""
+    import pty
+    import select
+    import time
+
+    state = tmp_path / "state"
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the server, on the terminal
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, *serve_args(state, "typist")])
+    seen = b""
+
+    def read_for(seconds: float, until: bytes | None = None) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (until is None or until not in seen):
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:  # the child has gone
+                    return
+
+    try:
+        read_for(30, until=b"serving on")
+        start = call(2, "", "task_start", title="typed", task="TTY-1")
+        for message in (INITIALIZE, INITIALIZED, start):
+            os.write(master, line(message))
+        read_for(30, until=b'"id":2')
+        assert b'"phase":"STRATEGIZE"' in seen, seen.decode(errors="replace")
+        os.write(master, b"\x03")  # Ctrl-C
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            assert time.monotonic() < deadline, "the server did not end on Ctrl-C"
+            read_for(0.1)
+        assert os.waitstatus_to_exitcode(done[1]) == 0, seen.decode(errors="replace")
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+    assert b"serving on the event loop's pipes" in seen
+    entries = len(ledger_rows(state))
+    assert (state / "checkpoints" / f"{entries:012d}.txt").is_file()
+
+
+def test_a_terminal_is_never_made_non_blocking(tmp_path: Path) -> None:
+    import pty
+    import select
+    import time
+
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(REPO)
+        os.environ["PYTHONPATH"] = str(REPO)
+        os.execv(sys.executable, [sys.executable, str(script), str(1 << 20)])
+    seen = b""
+    try:
+        for message in (INITIALIZE, INITIALIZED, call(2, "", "terminal_blocking")):
+            os.write(master, line(message))
+        deadline = time.monotonic() + 30
+        while b'"id":2' not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                seen += os.read(master, 65536)
+        assert b'"text":"True"' in seen, seen.decode(errors="replace")
+        assert b"serving on the event loop's pipes" in seen
+        os.write(master, b"\x04")  # Ctrl-D: the end of input
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
