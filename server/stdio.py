@@ -191,6 +191,13 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out | _Term
     blocking = os.get_blocking(in_fd), os.get_blocking(out_fd)
     closers: list[Callable[[], None]] = []
     signals: list[tuple[signal.Signals, Any]] = []
+
+    def restore_signals() -> None:
+        while signals:
+            signum, previous = signals.pop()
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, previous)
+
     try:
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -222,18 +229,21 @@ async def _loop_pipes(max_line: int) -> AsyncIterator[tuple[_Lines, _Out | _Term
             out = _Out(asyncio.StreamWriter(write_transport, protocol, None, loop))
         else:
             out = _TerminalOut(out_fd)
-        # SIGTERM, and Ctrl-C in a terminal, end the session as the end of stdin does: what was
-        # read is still answered, and the lifespan closes in order (final checkpoint), where a
-        # KeyboardInterrupt would cancel it mid-way.
+
+        # SIGTERM, and Ctrl-C in a terminal, end the session as the end of stdin does: the
+        # lifespan closes in order (final checkpoint), where a KeyboardInterrupt would cancel it
+        # mid-way. The SDK lets calls in flight finish first; a second signal does not wait.
+        def stop() -> None:
+            end_input()
+            restore_signals()
+
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signals.append((signum, signal.getsignal(signum)))
-                loop.add_signal_handler(signum, end_input)
+                loop.add_signal_handler(signum, stop)
         yield _Lines(reader, max_line), out
     finally:
-        for signum, previous in signals:
-            loop.remove_signal_handler(signum)
-            signal.signal(signum, previous)
+        restore_signals()
         for close in closers:
             close()  # each transport closes its own duplicate; in_fd and out_fd stay ours
         for fd, was_blocking in zip((in_fd, out_fd), blocking, strict=True):

@@ -34,8 +34,16 @@ SERVER = textwrap.dedent(
     from mcp.server.mcpserver import MCPServer
     from server.stdio import run_stdio
 
+    import asyncio, contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        yield {}
+        if "slow-exit" in sys.argv:  # a shutdown that takes a minute
+            await asyncio.sleep(60)
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    server = MCPServer(name="probe")
+    server = MCPServer(name="probe", lifespan=lifespan)
 
     def shout(word: str) -> str:
         print("stray print", word)  # must not reach the protocol
@@ -45,11 +53,16 @@ SERVER = textwrap.dedent(
     def big(n: int) -> str:
         return "x" * n
 
+    async def slow(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "slept"
+
     def terminal_blocking() -> str:
         return str(os.get_blocking(2))  # on a terminal, fd 2 shares the open file with 0 and 1
 
     server.add_tool(shout, name="shout", description="echo loudly")
     server.add_tool(big, name="big", description="a long answer")
+    server.add_tool(slow, name="slow", description="sleeps")
     server.add_tool(terminal_blocking, name="terminal_blocking", description="fd 2 blocking?")
     run_stdio(server, max_line=int(sys.argv[1]))
     # Serving is over: the descriptors are the process's own again, blocking as before.
@@ -437,3 +450,46 @@ def test_a_terminal_is_never_made_non_blocking(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         os.close(master)
+
+
+async def start_probe(tmp_path: Path, *extra: str) -> asyncio.subprocess.Process:
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        str(1 << 20),
+        *extra,
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+async def test_sigterm_stops_a_call_in_flight_and_a_second_one_a_slow_shutdown(
+    tmp_path: Path,
+) -> None:
+    for slow_exit in (False, True):
+        proc = await start_probe(tmp_path, *(["slow-exit"] if slow_exit else []))
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(line(INITIALIZE) + line(INITIALIZED))
+            proc.stdin.write(line(call(2, "", "slow", seconds=60)))
+            await proc.stdin.drain()
+            answer = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+            assert json.loads(answer)["id"] == 1
+            await asyncio.sleep(0.5)  # the slow call is in flight
+            proc.send_signal(signal.SIGTERM)  # ends the session; the call is cancelled
+            if slow_exit:
+                await asyncio.sleep(1.0)
+                assert proc.returncode is None  # the shutdown takes its time...
+                proc.send_signal(signal.SIGTERM)  # ...unless a second signal says not to
+            await asyncio.wait_for(proc.wait(), timeout=15)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        # The second signal meets the handler from before serving (here the default).
+        assert proc.returncode == (-signal.SIGTERM if slow_exit else 0)
