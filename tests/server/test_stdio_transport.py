@@ -96,23 +96,42 @@ def line(message: dict[str, Any]) -> bytes:
     return (json.dumps(message) + "\n").encode()
 
 
+def probe_argv(tmp_path: Path, max_line: int = 1 << 20, *extra: str) -> list[str]:
+    script = tmp_path / "probe_server.py"
+    script.write_text(SERVER)
+    return [sys.executable, str(script), str(max_line), *extra]
+
+
+PROBE_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+async def start_probe(
+    tmp_path: Path, max_line: int = 1 << 20, *extra: str
+) -> asyncio.subprocess.Process:
+    """The probe server on pipes (stdin, stdout and stderr)."""
+    return await asyncio.create_subprocess_exec(
+        *probe_argv(tmp_path, max_line, *extra),
+        cwd=REPO,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=PROBE_ENV,
+    )
+
+
+def run_probe(tmp_path: Path, stdin: Any) -> subprocess.CompletedProcess[bytes]:
+    """The probe server to the end of `stdin` (a file), its output collected."""
+    return subprocess.run(
+        probe_argv(tmp_path), cwd=REPO, stdin=stdin, capture_output=True, timeout=60, env=PROBE_ENV
+    )
+
+
 async def converse(
     tmp_path: Path, max_line: int, requests: list[bytes], answers: set[int]
 ) -> tuple[dict[int, Any], list[str], bytes]:
     """Send `requests` on a pipe, wait for the responses with ids `answers` (the SDK fails what
     is still in flight when stdin ends), then close stdin and collect everything."""
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        str(max_line),
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    proc = await start_probe(tmp_path, max_line)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     by_id: dict[int, Any] = {}
     other: list[str] = []
@@ -186,19 +205,10 @@ async def test_a_request_split_across_writes_is_read_whole(tmp_path: Path) -> No
 def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) -> None:
     """asyncio cannot watch a regular file: the SDK's threaded transport reads it instead.
     (At the file's end the SDK closes the session, so only the handshake is certain.)"""
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
     requests = tmp_path / "requests.jsonl"
     requests.write_bytes(line(INITIALIZE) + line(INITIALIZED))
     with requests.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, str(script), str(1 << 20)],
-            cwd=REPO,
-            stdin=stdin,
-            capture_output=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        done = run_probe(tmp_path, stdin)
     assert done.returncode == 0, done.stderr.decode()
     by_id: dict[int, Any] = {}
     other: list[str] = []
@@ -211,17 +221,8 @@ def test_a_regular_file_on_stdin_is_served_by_the_sdk_transport(tmp_path: Path) 
 
 def test_a_device_that_is_no_terminal_is_left_to_the_sdk_transport(tmp_path: Path) -> None:
     """/dev/null: a character device, but no terminal and never readable input: the SDK's."""
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
     with open(os.devnull, "rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, str(script), str(1 << 20)],
-            cwd=REPO,
-            stdin=stdin,
-            capture_output=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        done = run_probe(tmp_path, stdin)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().splitlines() == ["after serving, blocking=True"]
     assert b"serving on the SDK's transport" in done.stderr
@@ -229,18 +230,7 @@ def test_a_device_that_is_no_terminal_is_left_to_the_sdk_transport(tmp_path: Pat
 
 async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_path: Path) -> None:
     """The client reads nothing until stdin has ended: every answer must still arrive whole."""
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        str(1 << 20),
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    proc = await start_probe(tmp_path)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         proc.stdin.write(line(INITIALIZE) + line(INITIALIZED))
@@ -277,10 +267,8 @@ async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_pa
 def test_socket_pairs_are_served_on_the_loop_and_one_socket_for_both_by_the_sdk(
     tmp_path: Path,
 ) -> None:
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
-    argv = [sys.executable, str(script), str(1 << 20)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = probe_argv(tmp_path)
+    env = PROBE_ENV
     requests = line(INITIALIZE) + line(INITIALIZED) + line(call(2, "sock"))
 
     def answers(ours_out: socket.socket) -> dict[int, Any]:
@@ -425,13 +413,11 @@ def test_a_terminal_is_never_made_non_blocking(tmp_path: Path) -> None:
     import select
     import time
 
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
+    argv = probe_argv(tmp_path)
     pid, master = pty.fork()
     if pid == 0:
         os.chdir(REPO)
-        os.environ["PYTHONPATH"] = str(REPO)
-        os.execv(sys.executable, [sys.executable, str(script), str(1 << 20)])
+        os.execve(argv[0], argv, PROBE_ENV)
     seen = b""
     try:
         for message in (INITIALIZE, INITIALIZED, call(2, "", "terminal_blocking")):
@@ -452,27 +438,11 @@ def test_a_terminal_is_never_made_non_blocking(tmp_path: Path) -> None:
         os.close(master)
 
 
-async def start_probe(tmp_path: Path, *extra: str) -> asyncio.subprocess.Process:
-    script = tmp_path / "probe_server.py"
-    script.write_text(SERVER)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        str(1 << 20),
-        *extra,
-        cwd=REPO,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 async def test_sigterm_stops_a_call_in_flight_and_a_second_one_a_slow_shutdown(
     tmp_path: Path,
 ) -> None:
     for slow_exit in (False, True):
-        proc = await start_probe(tmp_path, *(["slow-exit"] if slow_exit else []))
+        proc = await start_probe(tmp_path, 1 << 20, *(["slow-exit"] if slow_exit else []))
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(line(INITIALIZE) + line(INITIALIZED))
