@@ -1,7 +1,9 @@
 """Tool-call latency over stdio: the router's overhead and the cost of a phase move.
 
 Client mode (the default) starts this script in launcher mode as a stdio subprocess, speaks to it
-with the MCP SDK's ClientSession, and measures round trips for three tools:
+with the MCP SDK's ClientSession (or, with ``--raw``, with a minimal JSON-RPC client that parses
+each answer once and checks no schema: what the server costs, without the Python client's own
+0.4 ms), and measures round trips for these tools:
 
 - ``noop``: a bare tool added with ``server.add_tool`` (no router): the floor of the transport;
 - ``controls_status``: a read-only routed call with a small result (the router's own cost:
@@ -20,7 +22,8 @@ over noop in percent. Targets: read-only overhead <= 20 %, phase_advance p50 <= 
 The server runs on phasegate's stdio transport, as ``phasegate serve`` does; ``--sdk-stdio``
 runs the same server on the SDK's threaded transport instead, for comparison.
 
-    python scripts/bench_server.py [--calls 2000] [--advances 500] [--runs 3] [--sdk-stdio]
+    python scripts/bench_server.py [--calls 2000] [--advances 500] [--runs 3] [--raw]
+                                   [--sdk-stdio] [--durability NORMAL]
     python scripts/bench_server.py --serve --state-dir D      # launcher mode (used by the above)
 """
 
