@@ -283,41 +283,35 @@ def test_socket_pairs_are_served_on_the_loop_and_one_socket_for_both_by_the_sdk(
                 take(raw.decode(), by_id, [])
         return by_id
 
+    def serve(
+        stdin: socket.socket, stdout: socket.socket, send: socket.socket, receive: socket.socket
+    ) -> bytes:
+        """One session: the server gets `stdin`/`stdout`, we speak on `send`/`receive`."""
+        send.settimeout(60)
+        receive.settimeout(60)
+        with subprocess.Popen(
+            argv, cwd=REPO, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE
+        ) as proc:
+            stdin.close()
+            stdout.close()
+            send.sendall(requests)
+            assert text_of(answers(receive)[2]) == "SOCK"
+            send.shutdown(socket.SHUT_WR)
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+            assert proc.wait(timeout=60) == 0, err.decode()
+        send.close()
+        receive.close()
+        return err
+
     # Two socket pairs, one per direction, as Node's child_process sets up.
     in_ours, in_theirs = socket.socketpair()
     out_ours, out_theirs = socket.socketpair()
-    in_ours.settimeout(60)
-    out_ours.settimeout(60)
-    with subprocess.Popen(
-        argv, cwd=REPO, env=env, stdin=in_theirs, stdout=out_theirs, stderr=subprocess.PIPE
-    ) as proc:
-        in_theirs.close()
-        out_theirs.close()
-        in_ours.sendall(requests)
-        assert text_of(answers(out_ours)[2]) == "SOCK"
-        in_ours.shutdown(socket.SHUT_WR)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        assert proc.wait(timeout=60) == 0, err.decode()
-    in_ours.close()
-    out_ours.close()
-    assert b"serving on the event loop's pipes" in err
+    assert b"serving on the event loop's pipes" in serve(in_theirs, out_theirs, in_ours, out_ours)
 
     # One socket for both directions (inetd, socat): the SDK's transport serves it.
     ours, theirs = socket.socketpair()
-    ours.settimeout(60)
-    with subprocess.Popen(
-        argv, cwd=REPO, env=env, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE
-    ) as proc:
-        theirs.close()
-        ours.sendall(requests)
-        assert text_of(answers(ours)[2]) == "SOCK"
-        ours.shutdown(socket.SHUT_WR)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        assert proc.wait(timeout=60) == 0, err.decode()
-    ours.close()
-    assert b"serving on the SDK's transport" in err
+    assert b"serving on the SDK's transport" in serve(theirs, theirs, ours, ours)
 
 
 async def test_sigterm_ends_a_phasegate_session_like_the_end_of_stdin(tmp_path: Path) -> None:
