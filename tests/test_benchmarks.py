@@ -1,0 +1,61 @@
+"""The benchmark scripts run end to end, so the figures the README quotes stay reproducible.
+
+Tiny counts, real subprocesses; no timing is asserted (figures come from full runs, never from
+a test). A script may exit 1 when a tiny run misses a target; anything else is a failure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CASES = {
+    "ledger": (
+        ["bench_ledger.py", "--runs", "1", "--appends", "20", "--entries", "200"],
+        ["--verify-runs", "1"],
+        ["FULL ", "NORMAL ", "target 100,000 entries/s:"],
+    ),
+    "transition": (
+        ["bench_transition.py", "--runs", "1", "--transitions", "20", "--tasks", "20"],
+        ["--agents", "2", "--dir", "{tmp}"],
+        ["latency:", "sustained:"],
+    ),
+    "telemetry": (
+        ["bench_telemetry.py", "--runs", "2", "--iterations", "10", "--warmup", "2"],
+        [],
+        ["telemetry on :", "telemetry off:", "difference:"],
+    ),
+    "server, SDK client": (
+        ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
+        ["--warmup", "10", "--block", "5"],
+        [
+            "task_status over task_status_unrouted",
+            "controls_status over noop",
+            "task_status over noop (p50):",
+            "client validation of task_status",
+            "phase_advance p50",
+        ],
+    ),
+    "server, raw client": (
+        ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
+        ["--warmup", "10", "--block", "5", "--raw"],
+        ["task_status over task_status_unrouted", "phase_advance p50"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_benchmark_script_runs_and_prints_its_summary(case: str, tmp_path: Path) -> None:
+    head, tail, expected = CASES[case]
+    argv = [sys.executable, str(ROOT / "scripts" / head[0]), *head[1:]]
+    argv += [a.replace("{tmp}", str(tmp_path)) for a in tail]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1), (done.returncode, done.stdout, done.stderr)
+    for line in expected:
+        assert line in done.stdout, (line, done.stdout)
