@@ -1,11 +1,18 @@
 """Evidence artifacts on disk: plain names, content-addressed blobs, atomic named copies.
 
-Every version of every artifact is kept as an immutable blob ``state/blobs/sha256/<aa>/<hex>``
-(written before the ledger records it, so a recorded hash always has its bytes); the readable
-copy ``state/evidence/<TASK>/<PHASE>/<name>`` is replaced atomically after the record commits.
+Every version of every artifact is kept as an immutable blob ``state/blobs/sha256/<aa>/<hex>``.
+Its bytes are written and synced under a temporary name first, and renamed to their digest inside
+the transaction that records them, once that write's checks have passed: a recorded hash always
+has its bytes, and a refused write leaves none. A blob is never deleted, so two writers of the
+same bytes cannot pull them from under each other. The readable copy
+``state/evidence/<TASK>/<PHASE>/<name>`` is replaced atomically after the record commits.
 
-    store = EvidenceFiles(StatePaths(Path("state")))
-    sha = store.put_blob(b"# Problem ...")
+    files = EvidenceFiles(StatePaths(Path("state")))
+    staged = files.stage_blob(b"# Problem ...")
+    try:
+        ...  # in the transaction, after its checks: publish(staged), record staged.sha256
+    finally:
+        files.discard(staged)  # a no-op once published
 """
 
 from __future__ import annotations
@@ -15,12 +22,13 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidArgumentError, NotFoundError
 from .paths import StatePaths
 
-__all__ = ["MAX_NAME", "EvidenceFiles", "check_name"]
+__all__ = ["MAX_NAME", "EvidenceFiles", "StagedBlob", "check_name"]
 
 MAX_NAME = 128
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -45,7 +53,8 @@ def check_name(name: object) -> str:
     return name
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes) -> Path:
+    """`data` in a new temporary file beside `path`, on disk; the caller renames or removes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
@@ -53,11 +62,32 @@ def _write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = _write_synced(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@dataclass(slots=True)
+class StagedBlob:
+    """Bytes on disk under a temporary name (`tmp`), until published under their digest.
+
+    `tmp` is None once published, or from the start when the blob already existed."""
+
+    sha256: str
+    path: Path
+    tmp: Path | None
 
 
 class EvidenceFiles:
@@ -69,13 +99,27 @@ class EvidenceFiles:
             raise InvalidArgumentError("not a sha256 hex digest")
         return self.paths.blobs / "sha256" / sha256[:2] / sha256
 
-    def put_blob(self, data: bytes) -> str:
-        """Store `data` content-addressed (idempotent) and return its sha256."""
+    def stage_blob(self, data: bytes) -> StagedBlob:
+        """Write `data` durably under a temporary name; nothing names it until `publish`."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.blob_path(sha)
-        if not path.exists():
-            _write_atomic(path, data)
-        return sha
+        if path.exists():
+            return StagedBlob(sha, path, None)
+        return StagedBlob(sha, path, _write_synced(path, data))
+
+    def publish(self, staged: StagedBlob) -> None:
+        """Give staged bytes their digest's name (idempotent: a retried transaction may ask
+        twice)."""
+        if staged.tmp is not None:
+            os.replace(staged.tmp, staged.path)
+            staged.tmp = None
+
+    def discard(self, staged: StagedBlob) -> None:
+        """Remove bytes that were staged and never published."""
+        if staged.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(staged.tmp)
+            staged.tmp = None
 
     def read_blob(self, sha256: str) -> bytes:
         try:

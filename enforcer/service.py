@@ -612,7 +612,9 @@ class Enforcer:
         `expect` = (phase, epoch) the task must still be at: a long-running producer
         (verify_run) never files results into a phase the task has since left.
         """
-        shas = [self.files.put_blob(data) for _, data, _ in items]  # bytes first, then records
+        # Bytes first, then records: staged now, published inside the transaction once its
+        # checks pass, so a refused write leaves no blob behind.
+        staged = [self.files.stage_blob(data) for _, data, _ in items]
 
         def run(tx: Tx, ops: Ops) -> list[EvidenceRecord]:
             view = self._task_row(tx, task)
@@ -626,10 +628,11 @@ class Enforcer:
             lease_token = self.leases.guard(tx, ops, task, view.phase.value, token)
             target = (phase or view.phase).value
             out = []
-            for (name, data, problems), sha in zip(items, shas, strict=True):
+            for (name, data, problems), blob in zip(items, staged, strict=True):
+                self.files.publish(blob)
                 fields: dict[str, Any] = {
                     "name": name,
-                    "sha256": sha,
+                    "sha256": blob.sha256,
                     "size": len(data),
                     "epoch": view.epoch,
                     "producer": producer,
@@ -652,7 +655,11 @@ class Enforcer:
                 out.append(rec)
             return out
 
-        recs = await self._transact(caller, run)
+        try:
+            recs = await self._transact(caller, run)
+        finally:
+            for blob in staged:
+                self.files.discard(blob)
         for rec, (name, data, _) in zip(recs, items, strict=True):
             # The record is committed and its blob written: the readable copy is derived from
             # them, so failing to write it must not turn a recorded artifact into an error.

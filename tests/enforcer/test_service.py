@@ -322,6 +322,7 @@ async def test_a_mutating_call_from_another_agent_is_refused_while_the_lease_is_
         await advance_to(e, ALICE, "T1", Phase.SPEC)
         await put_valid(e, ALICE, "T1", Phase.SPEC)
         before = await entries(e, "T1")
+        blobs = files_under(tmp_path / "blobs")
         calls = [
             e.evidence_put(BOB, "T1", "spec.md", "# Acceptance Criteria\n- mine\n"),
             e.phase_advance(BOB, "T1"),
@@ -338,6 +339,8 @@ async def test_a_mutating_call_from_another_agent_is_refused_while_the_lease_is_
         after = await entries(e, "T1")
         assert after[: len(before)] == before
         assert [x.type for x in after[len(before) :]] == ["lease.contended"] * len(calls)
+        # The refused evidence left no blob behind, not even under a temporary name.
+        assert files_under(tmp_path / "blobs") == blobs
         assert (await e.counters())["lease_contention"] == len(calls)
         status = await e.task_status("T1")
         assert status.task.phase is Phase.SPEC and status.task.epoch == 0
