@@ -57,7 +57,8 @@ REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
    runs the tests itself, results you write do not count.
 4. To go back, phase_backtrack(task, to, reason); later phases then need fresh evidence.
 5. prompt_attest(task, prompt) once per phase with the instructions you work under.
-6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer)."""
+6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer). Pass
+   your lease's fencing_token on writes to have them refused if the lease changed hands since."""
 
 _INSTANCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

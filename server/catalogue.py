@@ -74,6 +74,14 @@ PhaseName = Literal[
 ArtifactName = Annotated[StrictStr, Field(min_length=1, max_length=128, description="e.g. spec.md")]
 
 
+# Optional on every tool that writes to a task: a write that presents the token of a lease that
+# is no longer the current one (broken, expired and re-taken, released) is refused as STALE_TOKEN,
+# so an agent that lost its lease in between never writes over another agent's work unawares.
+FencingToken = Annotated[
+    StrictInt, Field(ge=1, description="your lease's token: refused (STALE_TOKEN) once replaced")
+]
+
+
 class NoArgs(Args):
     pass
 
@@ -96,10 +104,16 @@ class LeaseAcquireArgs(Args):
     ttl_s: Annotated[StrictInt, Field(ge=1, le=86_400)] | None = None
 
 
+class TaskWriteArgs(Args):
+    task: TaskId
+    fencing_token: FencingToken | None = None
+
+
 class EvidencePutArgs(Args):
     task: TaskId
     name: ArtifactName
     content: Annotated[StrictStr, Field(max_length=2 * 1024 * 1024)]
+    fencing_token: FencingToken | None = None
 
 
 class EvidenceListArgs(Args):
@@ -116,17 +130,20 @@ class EvidenceReadArgs(Args):
 class PromptAttestArgs(Args):
     task: TaskId
     prompt: Annotated[StrictStr, Field(max_length=256 * 1024)]
+    fencing_token: FencingToken | None = None
 
 
 class PhaseAdvanceArgs(Args):
     task: TaskId
     to: PhaseName | None = None
+    fencing_token: FencingToken | None = None
 
 
 class PhaseBacktrackArgs(Args):
     task: TaskId
     to: PhaseName
     reason: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+    fencing_token: FencingToken | None = None
 
 
 class LedgerTailArgs(Args):
@@ -357,7 +374,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "verify_run",
         "Run the configured test command on the current git_diff.patch; writes"
         " server-produced test_results.json and build_output.log.",
-        TaskArgs,
+        TaskWriteArgs,
         VerifyResult,
         "operator",
         _EARLY,

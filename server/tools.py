@@ -25,6 +25,7 @@ from .catalogue import (
     TaskArgs,
     TaskListArgs,
     TaskStartArgs,
+    TaskWriteArgs,
 )
 from .router import CallContext
 
@@ -67,7 +68,7 @@ async def lease_release(ctx: CallContext, a: TaskArgs) -> dict[str, Any]:
 
 
 async def evidence_put(ctx: CallContext, a: EvidencePutArgs) -> dict[str, Any]:
-    rec = await ctx.enforcer.evidence_put(ctx.caller, a.task, a.name, a.content)
+    rec = await ctx.enforcer.evidence_put(ctx.caller, a.task, a.name, a.content, a.fencing_token)
     out = rec.as_dict()
     if not rec.valid:
         out["expected"] = shape_hint(a.name)
@@ -84,19 +85,22 @@ async def evidence_read(ctx: CallContext, a: EvidenceReadArgs) -> dict[str, Any]
 
 
 async def prompt_attest(ctx: CallContext, a: PromptAttestArgs) -> dict[str, Any]:
-    return (await ctx.enforcer.prompt_attest(ctx.caller, a.task, a.prompt)).as_dict()
+    report = await ctx.enforcer.prompt_attest(ctx.caller, a.task, a.prompt, a.fencing_token)
+    return report.as_dict()
 
 
 async def phase_advance(ctx: CallContext, a: PhaseAdvanceArgs) -> dict[str, Any]:
-    return _status(ctx, await ctx.enforcer.phase_advance(ctx.caller, a.task, a.to))
+    report = await ctx.enforcer.phase_advance(ctx.caller, a.task, a.to, a.fencing_token)
+    return _status(ctx, report)
 
 
 async def phase_backtrack(ctx: CallContext, a: PhaseBacktrackArgs) -> dict[str, Any]:
-    return _status(ctx, await ctx.enforcer.phase_backtrack(ctx.caller, a.task, a.to, a.reason))
+    report = await ctx.enforcer.phase_backtrack(ctx.caller, a.task, a.to, a.reason, a.fencing_token)
+    return _status(ctx, report)
 
 
-async def verify_run(ctx: CallContext, a: TaskArgs) -> dict[str, Any]:
-    return await ctx.enforcer.verify_run(ctx.caller, a.task)
+async def verify_run(ctx: CallContext, a: TaskWriteArgs) -> dict[str, Any]:
+    return await ctx.enforcer.verify_run(ctx.caller, a.task, a.fencing_token)
 
 
 async def ledger_tail(ctx: CallContext, a: LedgerTailArgs) -> dict[str, Any]:

@@ -188,6 +188,55 @@ async def test_writing_after_the_lease_ttl_passed_is_lease_expired_until_reacqui
     assert "lease.expired" in ledger_types(state_dir)
 
 
+async def test_a_write_that_presents_a_replaced_fencing_token_is_stale_token(
+    state_dir: Path, sample_project: Path
+) -> None:
+    write_toml(state_dir, sample_project)
+    async with stdio_session(state_dir) as s:
+        first = (await _start(s))["lease"]["fencing_token"]
+        ok(await s.call_tool("lease_release", {"task": "T1"}))
+        # Released: the token names a lease that is over.
+        released = refusal(
+            await s.call_tool("evidence_put", {**STRATEGY, "fencing_token": first}), "STALE_TOKEN"
+        )
+        assert released["details"] == {"current": first}
+        assert "lease_acquire" in released["hint"]
+        second = ok(await s.call_tool("lease_acquire", {"task": "T1"}))["fencing_token"]
+        assert second > first
+        # Re-taken: the old token is stale on every tool that writes to the task.
+        for tool, arguments in (
+            ("evidence_put", STRATEGY),
+            ("prompt_attest", {"task": "T1", "prompt": "you are a careful agent"}),
+            ("phase_advance", {"task": "T1"}),
+        ):
+            stale = refusal(
+                await s.call_tool(tool, {**arguments, "fencing_token": first}), "STALE_TOKEN"
+            )
+            assert stale["details"] == {"current": second}, tool
+        assert not (state_dir / "evidence" / "T1" / "STRATEGIZE").exists()
+        # The current token is accepted, and carries the write through.
+        put = ok(await s.call_tool("evidence_put", {**STRATEGY, "fencing_token": second}))
+        assert put["valid"] is True
+        moved = ok(await s.call_tool("phase_advance", {"task": "T1", "fencing_token": second}))
+        assert moved["phase"] == "SPEC"
+        # Tokens are per (task, phase): the SPEC lease has its own, and only it is current there.
+        spec_token = moved["lease"]["fencing_token"]
+        back = {"task": "T1", "to": "STRATEGIZE", "reason": "r"}
+        stale = refusal(
+            await s.call_tool("phase_backtrack", {**back, "fencing_token": spec_token + 1}),
+            "STALE_TOKEN",
+        )
+        assert stale["details"] == {"current": spec_token}
+        ok(await s.call_tool("phase_backtrack", {**back, "fencing_token": spec_token}))
+        bad = refusal(
+            await s.call_tool("evidence_put", {**STRATEGY, "fencing_token": "1"}),
+            "INVALID_ARGUMENT",
+        )
+        assert bad["details"]["problems"][0]["argument"] == "fencing_token"
+    rejected = [e for e in ledger_rows(state_dir) if e["type"] == "tool.rejected"]
+    assert [e["data"]["code"] for e in rejected] == ["STALE_TOKEN"] * 5 + ["INVALID_ARGUMENT"]
+
+
 async def test_prompt_drift_in_an_error_phase_blocks_the_advance_with_prompt_drift(
     state_dir: Path, sample_project: Path
 ) -> None:
