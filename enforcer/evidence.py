@@ -1,18 +1,19 @@
 """Evidence artifacts on disk: plain names, content-addressed blobs, atomic named copies.
 
 Every version of every artifact is kept as an immutable blob ``state/blobs/sha256/<aa>/<hex>``.
-Its bytes are written and synced under a temporary name first, and renamed to their digest inside
-the transaction that records them, once that write's checks have passed: a recorded hash always
-has its bytes, and a refused write leaves none. A blob is never deleted, so two writers of the
-same bytes cannot pull them from under each other. The readable copy
+Its bytes are first written and synced under a temporary name in ``state/blobs/staging/``; the
+transaction that records them renames them to their digest (and syncs the directory) once its
+checks have passed, so a recorded hash always has its bytes, and a write refused by its checks
+leaves none. The recording unit itself cleans up after a refusal, so a write whose caller went
+away (a cancelled call queued for a group commit) still ends tidy. A blob is never deleted, so two
+writers of the same bytes cannot pull them from under each other. Staged files left by a killed
+process are swept when a server next starts. The readable copy
 ``state/evidence/<TASK>/<PHASE>/<name>`` is replaced atomically after the record commits.
 
     files = EvidenceFiles(StatePaths(Path("state")))
     staged = files.stage_blob(b"# Problem ...")
-    try:
-        ...  # in the transaction, after its checks: publish(staged), record staged.sha256
-    finally:
-        files.discard(staged)  # a no-op once published
+    ...  # in the transaction, after its checks: publish(staged), then record staged.sha256;
+    ...  # on a refusal: discard(staged)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +55,10 @@ def check_name(name: object) -> str:
     return name
 
 
-def _write_synced(path: Path, data: bytes) -> Path:
-    """`data` in a new temporary file beside `path`, on disk; the caller renames or removes it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+def _write_synced(directory: Path, data: bytes) -> Path:
+    """`data` in a new temporary file in `directory`, on disk; the caller renames or removes it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -69,8 +71,21 @@ def _write_synced(path: Path, data: bytes) -> Path:
     return Path(tmp)
 
 
+def _sync_dir(directory: Path) -> None:
+    """Make renames and new entries in `directory` durable (a no-op where directories cannot be
+    opened, as on Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = _write_synced(path, data)
+    tmp = _write_synced(path.parent, data)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -99,20 +114,33 @@ class EvidenceFiles:
             raise InvalidArgumentError("not a sha256 hex digest")
         return self.paths.blobs / "sha256" / sha256[:2] / sha256
 
+    @property
+    def staging(self) -> Path:
+        return self.paths.blobs / "staging"
+
     def stage_blob(self, data: bytes) -> StagedBlob:
         """Write `data` durably under a temporary name; nothing names it until `publish`."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.blob_path(sha)
         if path.exists():
             return StagedBlob(sha, path, None)
-        return StagedBlob(sha, path, _write_synced(path, data))
+        return StagedBlob(sha, path, _write_synced(self.staging, data))
 
     def publish(self, staged: StagedBlob) -> None:
-        """Give staged bytes their digest's name (idempotent: a retried transaction may ask
-        twice)."""
-        if staged.tmp is not None:
-            os.replace(staged.tmp, staged.path)
-            staged.tmp = None
+        """Give staged bytes their digest's name, durably; idempotent. Raises when the bytes are
+        gone, so a record can never name a blob that is not there."""
+        if staged.tmp is None:
+            if not staged.path.exists():
+                raise FileNotFoundError(f"the bytes of blob {staged.sha256} are gone")
+            return
+        parent = staged.path.parent
+        created = not parent.exists()
+        parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.tmp, staged.path)
+        staged.tmp = None
+        _sync_dir(parent)
+        if created:
+            _sync_dir(parent.parent)
 
     def discard(self, staged: StagedBlob) -> None:
         """Remove bytes that were staged and never published."""
@@ -120,6 +148,24 @@ class EvidenceFiles:
             with contextlib.suppress(OSError):
                 os.unlink(staged.tmp)
             staged.tmp = None
+
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staged files older than `older_than_s` (left by a killed process); a younger
+        one may belong to a write in progress in another process. Returns how many went."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        try:
+            entries = list(os.scandir(self.staging))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def read_blob(self, sha256: str) -> bytes:
         try:

@@ -14,6 +14,7 @@ both call this class; neither re-implements its rules.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -169,6 +170,7 @@ class Enforcer:
         self.clock = runtime.clock
         self.config = runtime.config
         self.files = EvidenceFiles(runtime.paths)
+        self.files.sweep_staging()
         self.leases = Leases(runtime.config.leases.ttl_s)
         self.attestations = Attestations(runtime.config.error_phases())
         # task -> (computed at, data_version read before, valid until, report); see task_status
@@ -612,24 +614,31 @@ class Enforcer:
         `expect` = (phase, epoch) the task must still be at: a long-running producer
         (verify_run) never files results into a phase the task has since left.
         """
-        # Bytes first, then records: staged now, published inside the transaction once its
-        # checks pass, so a refused write leaves no blob behind.
+        # Bytes first, then records: staged now, published by the recording unit once its checks
+        # pass. The unit discards them itself when it refuses, so a call cancelled while its unit
+        # waits for a group commit (the unit still runs later) never strands them.
         staged = [self.files.stage_blob(data) for _, data, _ in items]
 
         def run(tx: Tx, ops: Ops) -> list[EvidenceRecord]:
-            view = self._task_row(tx, task)
-            if view.phase is Phase.DONE:
-                raise OutOfPhaseError(f"{task} is DONE; it takes no more evidence")
-            if expect is not None and (view.phase.value, view.epoch) != expect:
-                raise ConflictError(
-                    f"{task} moved to {view.phase.value} (epoch {view.epoch}) while this ran",
-                    hint="the result is discarded; run it again in the current phase",
-                )
-            lease_token = self.leases.guard(tx, ops, task, view.phase.value, token)
+            try:
+                view = self._task_row(tx, task)
+                if view.phase is Phase.DONE:
+                    raise OutOfPhaseError(f"{task} is DONE; it takes no more evidence")
+                if expect is not None and (view.phase.value, view.epoch) != expect:
+                    raise ConflictError(
+                        f"{task} moved to {view.phase.value} (epoch {view.epoch}) while this ran",
+                        hint="the result is discarded; run it again in the current phase",
+                    )
+                lease_token = self.leases.guard(tx, ops, task, view.phase.value, token)
+                for blob in staged:
+                    self.files.publish(blob)
+            except BaseException:
+                for blob in staged:
+                    self.files.discard(blob)
+                raise
             target = (phase or view.phase).value
             out = []
             for (name, data, problems), blob in zip(items, staged, strict=True):
-                self.files.publish(blob)
                 fields: dict[str, Any] = {
                     "name": name,
                     "sha256": blob.sha256,
@@ -657,9 +666,12 @@ class Enforcer:
 
         try:
             recs = await self._transact(caller, run)
-        finally:
-            for blob in staged:
+        except asyncio.CancelledError:
+            raise  # the unit may still run from the group-commit queue: it cleans up then
+        except BaseException:
+            for blob in staged:  # the unit never ran, or has cleaned up already
                 self.files.discard(blob)
+            raise
         for rec, (name, data, _) in zip(recs, items, strict=True):
             # The record is committed and its blob written: the readable copy is derived from
             # them, so failing to write it must not turn a recorded artifact into an error.

@@ -3,13 +3,21 @@ nothing, a published blob is never taken away."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import sqlite3
+import time
 from pathlib import Path
 
-from phasegate_testkit import files_under
+import pytest
+from phasegate_testkit import ALICE, BOB, enforcer_at, files_under
 
 from enforcer.evidence import EvidenceFiles
+from enforcer.integrity import check_integrity
 from enforcer.paths import StatePaths
+
+STRATEGY = "# Problem\nx\n\n# Objectives\n- y\n"
 
 
 def _files(tmp_path: Path) -> EvidenceFiles:
@@ -32,7 +40,7 @@ def test_a_published_blob_is_named_by_its_digest_and_publishing_twice_is_harmles
     files = _files(tmp_path)
     staged = files.stage_blob(b"kept")
     files.publish(staged)
-    files.publish(staged)  # a retried transaction publishes again
+    files.publish(staged)  # idempotent
     files.discard(staged)  # the caller's cleanup after a commit: a no-op
     sha = hashlib.sha256(b"kept").hexdigest()
     assert staged.sha256 == sha
@@ -58,3 +66,57 @@ def test_staging_bytes_that_are_already_stored_writes_nothing(tmp_path: Path) ->
     assert again.tmp is None and again.path == first.path
     files.discard(again)
     assert files.read_blob(first.sha256) == b"old"
+
+
+def test_publishing_bytes_that_are_gone_raises_so_nothing_can_name_them(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    staged = files.stage_blob(b"lost")
+    files.discard(staged)
+    with pytest.raises(FileNotFoundError):
+        files.publish(staged)
+    assert files_under(tmp_path / "blobs") == []
+
+
+def test_staged_files_older_than_an_hour_are_swept_and_younger_ones_kept(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    old, young = files.stage_blob(b"killed"), files.stage_blob(b"in progress")
+    assert old.tmp is not None and young.tmp is not None
+    an_hour_ago = time.time() - 3700
+    os.utime(old.tmp, (an_hour_ago, an_hour_ago))
+    assert files.sweep_staging() == 1
+    assert not old.tmp.exists() and young.tmp.exists()
+
+
+@pytest.mark.parametrize("outcome", ["recorded", "refused"])
+async def test_a_write_cancelled_while_queued_for_commit_ends_tidy_when_its_unit_runs(
+    tmp_path: Path, outcome: str
+) -> None:
+    """Another process holds the write lock, so the write queues for a group commit; its caller
+    is cancelled (a client timeout); the unit still runs once the lock is free. Recorded: its
+    bytes are there and integrity holds. Refused: it leaves no blob and nothing staged."""
+    writer = ALICE if outcome == "recorded" else BOB
+    async with enforcer_at(tmp_path) as e:
+        await e.task_start(ALICE, "t", "T1")
+        blocker = sqlite3.connect(tmp_path / "phasegate.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        put = asyncio.ensure_future(e.evidence_put(writer, "T1", "strategy.md", STRATEGY))
+        await asyncio.sleep(0.2)  # found the database locked: queued on the store's thread
+        assert files_under(e.files.staging) != []
+        put.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await put
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        deadline = time.monotonic() + 10
+        while files_under(e.files.staging):  # the queued unit runs, and publishes or discards
+            assert time.monotonic() < deadline, "the queued write never ran"
+            await asyncio.sleep(0.02)
+        records = await e.evidence_list("T1")
+    if outcome == "recorded":
+        assert [r.name for r in records] == ["strategy.md"]
+        assert e.files.read_blob(records[0].sha256) == STRATEGY.encode()
+    else:
+        assert records == []
+        assert files_under(tmp_path / "blobs") == []
+    report = check_integrity(tmp_path)
+    assert report.blobs_checked == len(records)

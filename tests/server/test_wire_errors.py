@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from server_kit import (
     ARTIFACTS,
+    advance_to,
     cli,
     files_under,
     journal,
@@ -235,6 +236,27 @@ async def test_a_write_that_presents_a_replaced_fencing_token_is_stale_token(
         assert bad["details"]["problems"][0]["argument"] == "fencing_token"
     rejected = [e for e in ledger_rows(state_dir) if e["type"] == "tool.rejected"]
     assert [e["data"]["code"] for e in rejected] == ["STALE_TOKEN"] * 5 + ["INVALID_ARGUMENT"]
+
+
+async def test_verify_run_with_a_replaced_fencing_token_is_stale_token_and_runs_nothing(
+    state_dir: Path, sample_project: Path
+) -> None:
+    write_toml(state_dir, sample_project)
+    async with stdio_session(state_dir) as s:
+        await _start(s)
+        status = await advance_to(s, "T1", Phase.IMPLEMENT)
+        await put_artifact(s, "T1", Phase.IMPLEMENT)
+        current = status["lease"]["fencing_token"]
+        stale = refusal(
+            await s.call_tool("verify_run", {"task": "T1", "fencing_token": current + 1}),
+            "STALE_TOKEN",
+        )
+        assert stale["details"] == {"current": current}
+        assert ok(await s.call_tool("evidence_list", {"task": "T1", "phase": "VERIFY"})) == {
+            "evidence": []
+        }
+        ran = ok(await s.call_tool("verify_run", {"task": "T1", "fencing_token": current}))
+        assert ran["passed"] is True
 
 
 async def test_prompt_drift_in_an_error_phase_blocks_the_advance_with_prompt_drift(
