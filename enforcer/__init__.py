@@ -8,12 +8,12 @@ async with open_runtime(Path("state")) as rt:
 from .config import Config, load_config
 from .errors import PhasegateError
 from .integrity import IntegrityReport, check_integrity
-from .ledger import Ledger, LedgerEntry
+from .ledger.entries import Ledger, LedgerEntry
+from .ledger.verify import VerifyReport, verify_state
 from .model import Caller
 from .phases import Phase
 from .runtime import Runtime, open_runtime
 from .service import Enforcer, StatusReport
-from .verify import VerifyReport, verify_state
 
 __all__ = [
     "Caller",

@@ -18,8 +18,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidArgumentError
-from .evidence import check_name
-from .gates import DEFAULT_THRESHOLDS
+from .names import check_name
 from .phases import Phase
 
 __all__ = [
@@ -31,6 +30,16 @@ __all__ = [
 ]
 
 Role = Literal["viewer", "operator", "admin"]
+
+
+# A review rubric's dimensions and the score each must reach (DESIGN.md, Evidence).
+DEFAULT_THRESHOLDS: dict[str, int] = {
+    "readability": 3,
+    "maintainability": 3,
+    "performance": 3,
+    "security": 3,
+    "governance": 3,
+}
 
 
 def _not_done(phase: Phase) -> Phase:

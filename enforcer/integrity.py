@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import projection
 from .errors import LedgerFaultError, StoreError
-from .ledger import LedgerEntry
+from .ledger import projection
+from .ledger.entries import LedgerEntry
+from .ledger.verify import VerifyReport, verify_state
 from .paths import StatePaths
 from .store import SqliteTx, open_readonly
-from .verify import VerifyReport, verify_state
 
 __all__ = ["IntegrityReport", "check_integrity"]
 

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import projection
 from .clock import Clock, SystemClock
 from .config import Config, load_config
-from .keys import Signer
-from .ledger import CheckpointPolicy, Ledger
+from .ledger import projection
+from .ledger.entries import CheckpointPolicy, Ledger
+from .ledger.keys import Signer
 from .paths import StatePaths
 from .store import MIGRATIONS as LEDGER_MIGRATIONS
 from .store import SqliteStore

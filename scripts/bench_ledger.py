@@ -28,10 +28,10 @@ from typing import Any
 
 from enforcer.clock import SystemClock, rfc3339
 from enforcer.config import Config, StoreConfig
-from enforcer.ledger import append_entry
+from enforcer.ledger.entries import append_entry
+from enforcer.ledger.verify import verify_state
 from enforcer.runtime import open_runtime
 from enforcer.store import Tx
-from enforcer.verify import verify_state
 
 VERIFY_TARGET = 100_000  # entries per second
 

@@ -31,8 +31,8 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, load_config
-from enforcer.leases import HOST
 from enforcer.model import Caller
+from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 

@@ -54,7 +54,7 @@ def _checked(args: argparse.Namespace, check: Callable[[Path], Any]) -> tuple[An
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
-    from enforcer.verify import verify_state
+    from enforcer.ledger.verify import verify_state
 
     report, code = _checked(args, verify_state)
     if report is None:

@@ -36,8 +36,8 @@ from enforcer.errors import (
     PhasegateError,
     StoreError,
 )
+from enforcer.ledger.ops import Record
 from enforcer.model import Caller, lease_token_var, ledger_seq_var, trace_id_var
-from enforcer.ops import Record
 from enforcer.phases import Phase
 from enforcer.service import Enforcer
 

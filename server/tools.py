@@ -9,8 +9,8 @@ from typing import Any
 from mcp_types import CallToolResult
 
 from enforcer.errors import LedgerFaultError
-from enforcer.gates import shape_hint
-from enforcer.verify import verify_state
+from enforcer.ledger.verify import verify_state
+from enforcer.process.gates import shape_hint
 
 from .catalogue import (
     EvidenceListArgs,

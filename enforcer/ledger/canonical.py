@@ -16,7 +16,7 @@ from typing import Any
 
 import rfc8785
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = [
     "MAX_SAFE_INT",

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock, rfc3339
+from ..errors import InvalidArgumentError, LedgerFaultError
+from ..store import Store, Tx
 from . import canonical, checkpoint, merkle
 from .checkpoint import Checkpoint
-from .clock import Clock, rfc3339
-from .errors import InvalidArgumentError, LedgerFaultError
 from .keys import Signer
-from .store import Store, Tx
 
 __all__ = [
     "ENTRY_VERSION",

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import StoreError
+from ..errors import StoreError
 
 __all__ = ["PRIVATE_KEY_FILE", "PUBLIC_KEY_FILE", "Signer", "Verifier", "key_id"]
 

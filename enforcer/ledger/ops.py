@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import PhasegateError
+from ..model import Caller, trace_id_var
+from ..store import Tx
 from . import projection
-from .errors import PhasegateError
-from .ledger import LedgerEntry, append_entry
-from .model import Caller, trace_id_var
-from .store import Tx
+from .entries import LedgerEntry, append_entry
 
 __all__ = ["Ops", "Record", "Refused"]
 

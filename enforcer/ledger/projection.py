@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .ledger import LedgerEntry
-from .store import SqliteTx, Tx, migrate
+from ..store import SqliteTx, Tx, migrate
+from .entries import LedgerEntry
 
 __all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
 

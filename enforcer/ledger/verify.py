@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import LedgerFaultError, StoreError
+from ..store import open_readonly
 from . import canonical, checkpoint
 from .checkpoint import CheckpointError
-from .errors import LedgerFaultError, StoreError
+from .entries import ENTRY_VERSION, GENESIS_PREV
 from .keys import Verifier
-from .ledger import ENTRY_VERSION, GENESIS_PREV
 from .merkle import Frontier
-from .store import open_readonly
 
 __all__ = ["VerifyReport", "verify_rows", "verify_state"]
 

@@ -12,10 +12,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import InvalidArgumentError
-from .ops import Ops, Record
-from .phases import Phase
-from .store import Tx
+from ..errors import InvalidArgumentError
+from ..ledger.ops import Ops, Record
+from ..phases import Phase
+from ..store import Tx
 
 __all__ = ["MAX_PROMPT_BYTES", "AttestResult", "Attestations", "normalise", "prompt_sha256"]
 

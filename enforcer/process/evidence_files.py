@@ -27,32 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidArgumentError, NotFoundError
-from .paths import StatePaths
+from ..errors import InvalidArgumentError, NotFoundError
+from ..names import check_name
+from ..paths import StatePaths
 
-__all__ = ["MAX_NAME", "EvidenceFiles", "StagedBlob", "check_name"]
-
-MAX_NAME = 128
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def check_name(name: object) -> str:
-    """A plain file name: no separators, no '..', printable ASCII, at most MAX_NAME characters."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > MAX_NAME
-        or not _NAME.match(name)
-        or ".." in name
-    ):
-        shown = name[:40] + "…" if isinstance(name, str) and len(name) > 40 else name
-        raise InvalidArgumentError(
-            f"evidence name {shown!r} is not a plain file name",
-            hint="use a name like 'spec.md': letters, digits, '.', '_' or '-', no '/' or '..',"
-            f" at most {MAX_NAME} characters",
-            details={"argument": "name"},
-        )
-    return name
+__all__ = ["EvidenceFiles", "StagedBlob"]
 
 
 def _write_synced(directory: Path, data: bytes) -> Path:

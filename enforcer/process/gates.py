@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchSet
 
-from .phases import Phase
+from ..config import DEFAULT_THRESHOLDS
+from ..phases import Phase
 
 __all__ = [
     "DEFAULT_GATES",
@@ -256,14 +257,6 @@ _VALIDATORS: dict[str, Callable[[bytes], list[str]]] = {
     "build_output.log": lambda _data: [],
     "pr_summary.md": _headings(("Summary", "Risks", "Rollback")),
     "smoke_test_results.json": _smoke,
-}
-
-DEFAULT_THRESHOLDS: dict[str, int] = {
-    "readability": 3,
-    "maintainability": 3,
-    "performance": 3,
-    "security": 3,
-    "governance": 3,
 }
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from .ledger import LedgerEntry
-from .projection import COUNTERS
+from ..ledger.entries import LedgerEntry
+from ..ledger.projection import COUNTERS
 
 __all__ = ["count_committed", "tracer"]
 

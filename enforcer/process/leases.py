@@ -16,16 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import rfc3339
-from .errors import (
+from ..clock import rfc3339
+from ..errors import (
     LeaseExpiredError,
     LeaseHeldError,
     LeaseRequiredError,
     StaleTokenError,
 )
-from .model import Caller, LeaseView
-from .ops import Ops, Record, Refused
-from .store import Tx
+from ..ledger.ops import Ops, Record, Refused
+from ..model import Caller, LeaseView
+from ..store import Tx
 
 __all__ = ["LeaseRow", "Leases", "pid_alive"]
 

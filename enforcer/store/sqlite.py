@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 
 import aiosqlite
 
-from .errors import PhasegateError, StoreError
+from ..errors import PhasegateError, StoreError
 
 __all__ = [
     "MIGRATIONS",

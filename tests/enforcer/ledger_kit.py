@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from enforcer import canonical
 from enforcer.config import Config, StoreConfig
+from enforcer.ledger import canonical
 from enforcer.runtime import open_runtime
 
 WORKER = Path(__file__).with_name("ledger_worker.py")
@@ -31,7 +31,7 @@ GENESIS = "0" * 64
 
 
 def leaf_hex(raw: bytes) -> str:
-    """RFC 6962 leaf hash, computed independently of enforcer.merkle."""
+    """RFC 6962 leaf hash, computed independently of enforcer.ledger.merkle."""
     return hashlib.sha256(b"\x00" + raw).hexdigest()
 
 

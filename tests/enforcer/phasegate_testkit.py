@@ -15,10 +15,10 @@ from pathlib import Path
 
 from enforcer.clock import ManualClock
 from enforcer.config import Config, GateConfig, VerifyConfig
-from enforcer.gates import RESERVED_SERVER_ARTIFACTS
-from enforcer.ledger import LedgerEntry
+from enforcer.ledger.entries import LedgerEntry
 from enforcer.model import Caller
 from enforcer.phases import ORDER, Phase
+from enforcer.process.gates import RESERVED_SERVER_ARTIFACTS
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 

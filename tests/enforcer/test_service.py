@@ -26,8 +26,8 @@ from phasegate_testkit import (
 from enforcer.clock import ManualClock
 from enforcer.config import Config
 from enforcer.errors import PhasegateError
+from enforcer.ledger.verify import verify_state
 from enforcer.phases import ORDER, Phase
-from enforcer.verify import verify_state
 
 REFUSALS = {
     "lease.contended",

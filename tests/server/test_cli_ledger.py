@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from enforcer.config import Config
-from enforcer.keys import Signer
+from enforcer.ledger.keys import Signer
 from enforcer.runtime import open_runtime
 from server.cli import EXIT_FAULT, EXIT_OK, EXIT_UNREADABLE, main
 

@@ -13,9 +13,9 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcer import canonical
-from enforcer.canonical import MAX_SAFE_INT
 from enforcer.errors import InvalidArgumentError
+from enforcer.ledger import canonical
+from enforcer.ledger.canonical import MAX_SAFE_INT
 
 # Text with every plane represented: hypothesis' default alphabet plus characters outside the
 # BMP (where JCS's UTF-16 key order differs from code point order) and the escaped controls.

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from enforcer import checkpoint
-from enforcer.checkpoint import Checkpoint, CheckpointError
-from enforcer.keys import Signer
+from enforcer.ledger import checkpoint
+from enforcer.ledger.checkpoint import Checkpoint, CheckpointError
+from enforcer.ledger.keys import Signer
 
 ROOT = hashlib.sha256(b"root").digest()
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger_kit import children, python
 
 from enforcer.errors import StoreError
-from enforcer.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, Signer, Verifier, key_id
+from enforcer.ledger.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, Signer, Verifier, key_id
 
 
 def mode(path: Path) -> int:
@@ -91,7 +91,7 @@ def test_a_malformed_verifier_key_is_refused(text: str) -> None:
 CREATE = """
 import sys
 from pathlib import Path
-from enforcer.keys import Signer
+from enforcer.ledger.keys import Signer
 print("ready", flush=True)
 sys.stdin.readline()
 print(Signer.load_or_create(Path(sys.argv[1]), "phasegate").verifier.vkey(), flush=True)

@@ -16,17 +16,17 @@ import pytest
 import rfc8785
 from ledger_kit import GENESIS, children, config, leaf_hex, rows, tampering, worker
 
-from enforcer import checkpoint, merkle
-from enforcer.checkpoint import Checkpoint
 from enforcer.clock import ManualClock
 from enforcer.config import Config, LedgerConfig
 from enforcer.errors import InvalidArgumentError, LedgerFaultError
-from enforcer.keys import Verifier
-from enforcer.ledger import GENESIS_PREV, MAX_ENTRY_BYTES
+from enforcer.ledger import checkpoint, merkle
+from enforcer.ledger.checkpoint import Checkpoint
+from enforcer.ledger.entries import GENESIS_PREV, MAX_ENTRY_BYTES
+from enforcer.ledger.keys import Verifier
+from enforcer.ledger.verify import verify_state
 from enforcer.model import Caller
 from enforcer.runtime import Runtime, open_runtime
 from enforcer.service import Enforcer
-from enforcer.verify import verify_state
 
 
 async def append(rt: Runtime, **overrides: Any) -> Any:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcer import merkle
-from enforcer.merkle import MerkleProofError
+from enforcer.ledger import merkle
+from enforcer.ledger.merkle import MerkleProofError
 
 
 def h(text: str) -> bytes:

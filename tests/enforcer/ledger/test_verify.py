@@ -20,11 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ledger_kit import build_ledger, entry, leaf_hex, rechain, rows, tampering
 
-from enforcer import canonical, merkle
-from enforcer.checkpoint import Checkpoint
 from enforcer.errors import LedgerFaultError, StoreError
-from enforcer.keys import Signer, Verifier
-from enforcer.verify import verify_rows, verify_state
+from enforcer.ledger import canonical, merkle
+from enforcer.ledger.checkpoint import Checkpoint
+from enforcer.ledger.keys import Signer, Verifier
+from enforcer.ledger.verify import verify_rows, verify_state
 
 SIZE = 12
 CHECKPOINTS = (5,)  # plus the final one at SIZE, signed when the runtime closes

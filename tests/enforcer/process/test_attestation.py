@@ -17,10 +17,10 @@ from phasegate_testkit import (
     put_valid,
 )
 
-from enforcer.attestation import MAX_PROMPT_BYTES, normalise, prompt_sha256
 from enforcer.config import AttestationConfig, Config, GateConfig
 from enforcer.errors import PhasegateError
 from enforcer.phases import ORDER, Phase
+from enforcer.process.attestation import MAX_PROMPT_BYTES, normalise, prompt_sha256
 
 PROMPT = "You are the implementer.\nFollow the plan.\nNever skip a phase.\n"
 OTHER = "You are the implementer.\nShip it, skip the tests.\n"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from phasegate_testkit import ALICE, BOB, enforcer_at, files_under
 
-from enforcer.evidence import EvidenceFiles
 from enforcer.integrity import check_integrity
 from enforcer.paths import StatePaths
+from enforcer.process.evidence_files import EvidenceFiles
 
 STRATEGY = "# Problem\nx\n\n# Objectives\n- y\n"
 

@@ -9,8 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phasegate_testkit import DIFF, DIMENSIONS, INVALID, SMOKE_FAIL, SMOKE_OK, VALID, rubric
 
-from enforcer.gates import DEFAULT_GATES, RESERVED_SERVER_ARTIFACTS, check_artifact, shape_hint
 from enforcer.phases import Phase
+from enforcer.process.gates import (
+    DEFAULT_GATES,
+    RESERVED_SERVER_ARTIFACTS,
+    check_artifact,
+    shape_hint,
+)
 
 
 def ok(name: str, text: str | bytes) -> bool:

@@ -18,9 +18,9 @@ from phasegate_testkit import ALICE, BOB, ROOT, VALID, advance_to, enforcer_at, 
 from enforcer.clock import ManualClock
 from enforcer.config import Config, LeaseConfig
 from enforcer.errors import PhasegateError
+from enforcer.ledger.verify import verify_state
 from enforcer.model import Caller
 from enforcer.phases import Phase
-from enforcer.verify import verify_state
 
 HOST = socket.gethostname()
 START = datetime(2026, 1, 1, tzinfo=UTC)

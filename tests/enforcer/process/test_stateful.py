@@ -29,16 +29,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from phasegate_testkit import ALICE, BOB, INVALID, ROOT, VALID
 
-from enforcer.attestation import prompt_sha256
 from enforcer.clock import ManualClock, rfc3339
 from enforcer.config import Config, GateConfig, LeaseConfig
 from enforcer.errors import PhasegateError
-from enforcer.ledger import LedgerEntry
+from enforcer.ledger.entries import LedgerEntry
+from enforcer.ledger.verify import verify_state
 from enforcer.model import Caller
 from enforcer.phases import ORDER, Move, Phase, classify
+from enforcer.process.attestation import prompt_sha256
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
-from enforcer.verify import verify_state
 
 AGENTS: tuple[Caller, Caller] = (ALICE, BOB)
 TTL = 60

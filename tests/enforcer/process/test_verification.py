@@ -26,8 +26,8 @@ from phasegate_testkit import (
 from enforcer.config import Config, VerifyConfig
 from enforcer.errors import PhasegateError
 from enforcer.phases import Phase
+from enforcer.process.verification import parse_junit
 from enforcer.service import Enforcer
-from enforcer.verification import parse_junit
 
 PY = sys.executable
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from enforcer.errors import InvalidArgumentError, StoreError
-from enforcer.store import MIGRATIONS, SqliteStore, Tx, _configure, open_readonly
+from enforcer.store import MIGRATIONS, SqliteStore, Tx, open_readonly
+from enforcer.store.sqlite import _configure
 
 KV = "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 

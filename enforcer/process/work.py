@@ -1,0 +1,135 @@
+"""The unit of work every process service runs on: one store transaction per domain call.
+
+A mutating call is a plain function of `(Tx, Ops)`. `Work.transact` runs it whole in one write
+transaction — lease check, rule checks, ledger appends and projection updates commit together —
+so a refused call changes nothing; when the refusal itself must be on record (`Refused`), its
+entries are appended in a second transaction after the first has rolled back.
+
+    work = Work(store, ledger, clock, config)
+    status = await work.transact(caller, lambda tx, ops: ...)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..clock import Clock, rfc3339
+from ..config import Config
+from ..errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from ..ledger.entries import Ledger
+from ..ledger.ops import Ops, Refused
+from ..model import Caller, TaskView, check_task_id, lease_token_var, ledger_seq_var
+from ..phases import Phase
+from ..store import Store, Tx
+from .instruments import count_committed
+
+__all__ = [
+    "MAX_REASON",
+    "MAX_TITLE",
+    "Work",
+    "no_task",
+    "phase_arg",
+    "require_admin",
+    "task_row",
+    "task_view",
+    "text_arg",
+]
+
+T = TypeVar("T")
+MAX_TITLE = 200
+MAX_REASON = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def text_arg(value: object, name: str, limit: int) -> str:
+    """A non-empty human text (title, reason, note) of at most `limit` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"{name} must be a non-empty string", details={"argument": name})
+    if len(value) > limit:
+        raise InvalidArgumentError(
+            f"{name} is longer than {limit} characters", details={"argument": name}
+        )
+    if _CONTROL.search(value.replace("\n", "").replace("\t", "")):
+        raise InvalidArgumentError(
+            f"{name} contains control characters", details={"argument": name}
+        )
+    return value
+
+
+def phase_arg(value: object, name: str = "to") -> Phase:
+    try:
+        return Phase(value.upper()) if isinstance(value, str) else Phase(str(value))
+    except ValueError as e:
+        raise InvalidArgumentError(
+            f"{value!r} is not a phase",
+            hint="phases: " + " ".join(p.value for p in Phase),
+            details={"argument": name},
+        ) from e
+
+
+def require_admin(caller: Caller, what: str) -> None:
+    if not caller.at_least("admin"):
+        raise ForbiddenError(
+            f"only an admin may {what}",
+            hint="ask a supervisor to run the phasegate CLI command",
+        )
+
+
+def no_task(task: str) -> NotFoundError:
+    return NotFoundError(
+        f"no task {task!r}",
+        hint="task_list shows the tasks; task_start creates one",
+        details={"task": task},
+    )
+
+
+def task_view(row: tuple[Any, ...]) -> TaskView:
+    """A task from the columns task, title, phase, epoch, created_at, created_by (first six)."""
+    return TaskView(row[0], row[1], Phase(row[2]), int(row[3]), row[4], row[5])
+
+
+def task_row(tx: Tx, task: str) -> TaskView:
+    """The task `task` as the projection holds it, or NOT_FOUND."""
+    row = tx.one(
+        "SELECT task, title, phase, epoch, created_at, created_by FROM tasks WHERE task = ?",
+        (check_task_id(task),),
+    )
+    if row is None:
+        raise no_task(task)
+    return task_view(row)
+
+
+class Work:
+    """The store, ledger, clock and configuration the services share, and `transact`."""
+
+    def __init__(self, store: Store, ledger: Ledger, clock: Clock, config: Config) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.clock = clock
+        self.config = config
+
+    async def transact(self, caller: Caller, fn: Callable[[Tx, Ops], T]) -> T:
+        """Run `fn` in one write transaction; on Refused, record the refusal and raise it."""
+        ops = Ops(ts=rfc3339(self.clock.now()), caller=caller)
+        try:
+            result = await self.store.write(lambda tx: fn(tx, ops))
+        except Refused as refused:
+            records = refused.records
+            if records:
+                rec = Ops(ts=ops.ts, caller=caller)
+                await self.store.write(lambda tx: [rec.emit(tx, r) for r in records])
+                self._committed(rec)
+            raise refused.error from None
+        self._committed(ops)
+        await self.ledger.maybe_checkpoint()
+        return result
+
+    def _committed(self, ops: Ops) -> None:
+        if ops.lease_token is not None:
+            lease_token_var.set(ops.lease_token)
+        if ops.last_seq is not None:
+            self.ledger.observe(ops.last_seq)
+            ledger_seq_var.set(ops.last_seq)
+            count_committed(ops.entries)
