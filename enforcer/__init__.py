@@ -8,7 +8,8 @@ async with open_runtime(Path("state")) as rt:
 from .config import Config, load_config
 from .errors import PhasegateError
 from .integrity import IntegrityReport, check_integrity
-from .ledger.entries import Ledger, LedgerEntry
+from .ledger.entries import LedgerEntry
+from .ledger.log import Ledger
 from .ledger.verify import VerifyReport, verify_state
 from .model import Caller
 from .phases import Phase

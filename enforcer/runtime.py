@@ -18,8 +18,8 @@ from pathlib import Path
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .ledger import projection
-from .ledger.entries import CheckpointPolicy, Ledger
 from .ledger.keys import Signer
+from .ledger.log import CheckpointPolicy, Ledger
 from .paths import StatePaths
 from .store import MIGRATIONS as LEDGER_MIGRATIONS
 from .store import SqliteStore

@@ -67,7 +67,8 @@ def serve(state_dir: Path, durability: str, sdk_stdio: bool = False) -> None:
     runs), or with `sdk_stdio` the SDK's own threaded one, for comparison."""
     from enforcer.config import Config, StoreConfig
     from server.app import AppState, ServeOptions, build_server
-    from server.router import CallContext, ok_result
+    from server.context import CallContext
+    from server.router import ok_result
     from server.tools import _status as tools_status
 
     config = Config(store=StoreConfig(durability=durability))

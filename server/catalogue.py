@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp_types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from enforcer.phases import Phase
 
-if TYPE_CHECKING:
-    from .router import CallContext
+from .context import CallContext
 
 __all__ = ["ALL_PHASES", "TOOLS", "ToolSpec", "tool_table"]
 
@@ -221,7 +220,7 @@ class ControlsResult(Result):
 
 
 # A handler returns its payload, or a finished result it rendered earlier (Router.rendered).
-Handler = Callable[["CallContext", Any], Awaitable[dict[str, Any] | CallToolResult]]
+Handler = Callable[[CallContext, Any], Awaitable[dict[str, Any] | CallToolResult]]
 Role = Literal["viewer", "operator", "admin"]
 
 

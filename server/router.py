@@ -19,7 +19,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mcp_types import CallToolResult, TextContent
@@ -42,9 +41,10 @@ from enforcer.phases import Phase
 from enforcer.service import Enforcer
 
 from .catalogue import ALL_PHASES, Handler, ToolSpec
+from .context import CallContext
 from .journal import Journal
 
-__all__ = ["CallContext", "InternalError", "Router", "error_result"]
+__all__ = ["InternalError", "Router", "error_result"]
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("phasegate")
@@ -79,16 +79,6 @@ phase_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 class InternalError(PhasegateError):
     """An unexpected failure, reported with a correlation id instead of a traceback."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What a handler gets: the enforcer, the caller, and the router facts about the call."""
-
-    enforcer: Enforcer
-    caller: Caller
-    router: Router
-    phase: Phase | None
 
 
 def error_result(error: PhasegateError) -> CallToolResult:

@@ -27,7 +27,7 @@ from .catalogue import (
     TaskStartArgs,
     TaskWriteArgs,
 )
-from .router import CallContext
+from .context import CallContext
 
 __all__ = ["HANDLERS"]
 

@@ -17,7 +17,7 @@ def test_every_name_in_the_enforcer_surface_is_importable() -> None:
 
 
 def test_the_enforcer_package_never_imports_mcp() -> None:
-    for path in (ROOT / "enforcer").glob("*.py"):
+    for path in (ROOT / "enforcer").rglob("*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             names: list[str] = []

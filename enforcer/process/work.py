@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..clock import Clock, rfc3339
 from ..config import Config
 from ..errors import ForbiddenError, InvalidArgumentError, NotFoundError
-from ..ledger.entries import Ledger
+from ..ledger.log import Ledger
 from ..ledger.ops import Ops, Refused
 from ..model import Caller, TaskView, check_task_id, lease_token_var, ledger_seq_var
 from ..phases import Phase

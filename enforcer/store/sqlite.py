@@ -1,11 +1,8 @@
-"""The store: one small interface over the database, and its SQLite implementation.
+"""The SQLite store, the embedded default: one file in WAL mode.
 
-A unit of work is a plain function of a `Tx`; the store runs it whole inside one
-``BEGIN IMMEDIATE`` transaction (or one read snapshot) on the database thread, so a domain
-operation — check the lease, check the gate, append to the ledger, update the projection — costs
-one thread hop and one commit. A PostgreSQL store satisfies the same `Store` protocol: the SQL
-here is portable (``?`` placeholders are translated there, TEXT hashes, no SQLite-only syntax
-outside the migrations' triggers).
+The store runs a unit of work whole inside one ``BEGIN IMMEDIATE`` transaction (or one read
+snapshot), so a domain operation — check the lease, check the gate, append to the ledger, update
+the projection — costs one commit, usually inline on the event loop's connection.
 
     store = await SqliteStore.open(state_dir / "phasegate.db", durability="FULL")
     head = await store.write(lambda tx: tx.one("SELECT count(*) FROM ledger"))
@@ -18,216 +15,35 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from ..errors import PhasegateError, StoreError
+from .migrations import MIGRATIONS, migrate
+from .protocol import Row, Tx
+from .sqlite_tx import (
+    Durability,
+    SqliteTx,
+    _commit_batch,
+    _configure,
+    _is_busy,
+    _run_and_commit,
+    open_readonly,
+)
 
-__all__ = [
-    "MIGRATIONS",
-    "Durability",
-    "SqliteStore",
-    "SqliteTx",
-    "Store",
-    "Tx",
-    "migrate",
-    "open_readonly",
-]
+__all__ = ["Durability", "SqliteStore", "SqliteTx", "open_readonly"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Durability = Literal["FULL", "NORMAL"]
-Row = tuple[Any, ...]
-
-
-class Tx(Protocol):
-    """What a unit of work may do with the database."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a statement; returns the number of rows changed."""
-        ...
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
-
-
-class Store(Protocol):
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one write transaction: all of it commits, or none of it."""
-        ...
-
-    async def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` over one consistent snapshot; it must not write."""
-        ...
-
-    async def peek(self, fn: Callable[[Tx], T]) -> T:
-        """Like `read`, for a few point lookups: may run inline, without a thread hop."""
-        ...
-
-    async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        """One row of one statement, which is its own snapshot (no transaction around it)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-# Versioned migrations: applied in order, each in its own transaction, recorded in
-# schema_version. Never edit a released migration; add a new one.
-MIGRATIONS: list[str] = [
-    # 1: the ledger. Hashes are lowercase hex; `entry` holds the exact RFC 8785 bytes hashed.
-    """
-    CREATE TABLE ledger (
-        seq       INTEGER PRIMARY KEY,
-        prev      TEXT NOT NULL,
-        leaf_hash TEXT NOT NULL,
-        entry     BLOB NOT NULL,
-        ts        TEXT NOT NULL,
-        type      TEXT NOT NULL,
-        task      TEXT,
-        trace_id  TEXT
-    );
-    CREATE INDEX ledger_task ON ledger(task, seq);
-    CREATE INDEX ledger_trace ON ledger(trace_id) WHERE trace_id IS NOT NULL;
-    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
-        BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
-        BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-    """,
-]
-
-
-class SqliteTx:
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(sql, params).rowcount
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row = self._conn.execute(sql, params).fetchone()
-        return None if row is None else tuple(row)
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
-
-
-def _configure(conn: sqlite3.Connection, durability: Durability, busy_ms: int) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-    # Switching a fresh file to WAL needs a moment of exclusive access. When another process
-    # holds a lock, SQLite answers at once — "database is locked", or the old mode — without
-    # using the busy timeout. The mode is persistent, so retry until this or the other process
-    # has switched it, within the busy timeout.
-    deadline = time.monotonic() + max(busy_ms, 1000) / 1000
-    while True:
-        try:
-            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-            if mode == "wal":
-                break
-            why = f"it stays {mode}"
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
-            why = str(e)
-        if time.monotonic() >= deadline:
-            raise StoreError(f"cannot switch the database to WAL ({why})")
-        time.sleep(0.005)
-    conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'FULL' else 'NORMAL'}")
-    conn.execute("PRAGMA foreign_keys = ON")
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
-    """Apply pending migrations; safe when several processes open a fresh file at once."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0] or 0)
-        if current > len(migrations):
-            raise StoreError(
-                f"database schema version {current} is newer than this phasegate "
-                f"({len(migrations)}); upgrade phasegate"
-            )
-        for version in range(current + 1, len(migrations) + 1):
-            for statement in _statements(migrations[version - 1]):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-        conn.execute("COMMIT")
-        return len(migrations)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    out, buf = [], ""
-    for line in script.strip().splitlines():
-        buf += line + "\n"
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
-
-
-def _commit_batch(
-    conn: sqlite3.Connection, units: list[Callable[[Tx], Any]]
-) -> list[tuple[bool, Any]]:
-    """Run units in one transaction, each in a savepoint; (True, result) or (False, error)."""
-    conn.execute("BEGIN IMMEDIATE")
-    return _run_and_commit(conn, units)
-
-
-def _run_and_commit(
-    conn: sqlite3.Connection, units: list[Callable[[Tx], Any]]
-) -> list[tuple[bool, Any]]:
-    """The body of `_commit_batch`, once BEGIN IMMEDIATE has succeeded.
-
-    A batch of one needs no savepoint: its failure rolls the whole transaction back."""
-    outcomes: list[tuple[bool, Any]] = []
-    tx = SqliteTx(conn)
-    alone = len(units) == 1
-    try:
-        for unit in units:
-            if not alone:
-                conn.execute("SAVEPOINT unit")
-            try:
-                outcomes.append((True, unit(tx)))
-            except Exception as e:
-                conn.execute("ROLLBACK" if alone else "ROLLBACK TO unit")
-                if isinstance(e, sqlite3.Error):
-                    wrapped = StoreError(f"database error: {e}")
-                    wrapped.__cause__ = e
-                    e = wrapped
-                outcomes.append((False, e))
-            if not alone:
-                conn.execute("RELEASE unit")
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return outcomes
 
 
 # SQLite checkpoints after 1,000 WAL pages by default; a write adds 4-10 pages, so this is about
 # that. At every hundred commits, the write that waits behind a checkpoint showed in the p99.
 CHECKPOINT_EVERY_COMMITS = 250
-
-
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    text = str(error)
-    return "locked" in text or "busy" in text
 
 
 class SqliteStore:
@@ -551,16 +367,3 @@ def _same_file(fd: int, path: str) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A synchronous read-only connection for the offline verifier and the CLI."""
-    if not path.is_file():
-        raise StoreError(f"no database at {path}")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot read the database {path}: {e}") from e
-    return conn
