@@ -17,6 +17,11 @@ The tree::
     ├── PromptDriftError                PROMPT_DRIFT
     ├── ForbiddenError                  FORBIDDEN
     ├── FrozenError                     FROZEN
+    ├── PromotionPausedError            PROMOTION_PAUSED
+    ├── ApprovalRequiredError           APPROVAL_REQUIRED  a person must approve first
+    ├── PolicyDeniedError               POLICY_DENIED
+    ├── NotValidatedError               NOT_VALIDATED
+    ├── AttestationInvalidError         ATTESTATION_INVALID
     ├── StoreError                      INTERNAL           the database could not be used
     └── LedgerFaultError                INTERNAL           raised by the verifier; has a `kind`
 
@@ -29,6 +34,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ApprovalRequiredError",
+    "AttestationInvalidError",
     "ConflictError",
     "EvidenceInvalidError",
     "EvidenceMissingError",
@@ -40,9 +47,12 @@ __all__ = [
     "LeaseRequiredError",
     "LedgerFaultError",
     "NotFoundError",
+    "NotValidatedError",
     "OutOfPhaseError",
     "PhaseSkipError",
     "PhasegateError",
+    "PolicyDeniedError",
+    "PromotionPausedError",
     "PromptDriftError",
     "StaleTokenError",
     "StoreError",
@@ -128,6 +138,26 @@ class ForbiddenError(PhasegateError):
 
 class FrozenError(PhasegateError):
     code = "FROZEN"
+
+
+class PromotionPausedError(PhasegateError):
+    code = "PROMOTION_PAUSED"
+
+
+class ApprovalRequiredError(PhasegateError):
+    code = "APPROVAL_REQUIRED"
+
+
+class PolicyDeniedError(PhasegateError):
+    code = "POLICY_DENIED"
+
+
+class NotValidatedError(PhasegateError):
+    code = "NOT_VALIDATED"
+
+
+class AttestationInvalidError(PhasegateError):
+    code = "ATTESTATION_INVALID"
 
 
 class StoreError(PhasegateError):

@@ -28,8 +28,11 @@ class Audit:
         return {str(r[0]): int(r[1]) for r in rows}
 
     async def record(self, caller: Caller, record: Record) -> LedgerEntry:
-        """Append one entry outside any rule (used by the router for `tool.rejected`)."""
-        return await self.work.transact(caller, lambda tx, ops: ops.emit(tx, record))
+        """Append one entry outside any rule (used by the router for `tool.rejected`); a freeze
+        does not stop it, so refusals made while frozen are on record too."""
+        return await self.work.transact(
+            caller, lambda tx, ops: ops.emit(tx, record), through_freeze=True
+        )
 
     async def replay_equals_store(self) -> bool:
         """Rebuild the projection from the ledger alone and compare it with the store."""

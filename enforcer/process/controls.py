@@ -74,5 +74,6 @@ class Controls:
                     {"control": control, "active": active, "reason": reason},
                 ),
             ),
+            through_freeze=True,  # the switch itself must work while frozen
         )
         return await self.status()

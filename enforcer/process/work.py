@@ -23,6 +23,7 @@ from ..ledger.ops import Ops, Refused
 from ..model import Caller, TaskView, check_task_id, lease_token_var, ledger_seq_var
 from ..phases import Phase
 from ..store import Store, Tx
+from .control_rows import require_unfrozen
 from .instruments import count_committed
 
 __all__ = [
@@ -110,11 +111,24 @@ class Work:
         self.clock = clock
         self.config = config
 
-    async def transact(self, caller: Caller, fn: Callable[[Tx, Ops], T]) -> T:
-        """Run `fn` in one write transaction; on Refused, record the refusal and raise it."""
+    async def transact(
+        self, caller: Caller, fn: Callable[[Tx, Ops], T], *, through_freeze: bool = False
+    ) -> T:
+        """Run `fn` in one write transaction; on Refused, record the refusal and raise it.
+
+        The freeze is checked first inside that transaction (fail closed), so a freeze that
+        commits before this write begins refuses it whoever called. `through_freeze` is for the
+        few writes a freeze must not stop: changing the controls themselves, and the records of
+        refusals (the audit trail of what was refused while frozen)."""
         ops = Ops(ts=rfc3339(self.clock.now()), caller=caller)
+
+        def unit(tx: Tx) -> T:
+            if not through_freeze:
+                require_unfrozen(tx)
+            return fn(tx, ops)
+
         try:
-            result = await self.store.write(lambda tx: fn(tx, ops))
+            result = await self.store.write(unit)
         except Refused as refused:
             records = refused.records
             if records:
