@@ -173,11 +173,31 @@ def config_path(explicit: Path | None, state_dir: Path | None) -> Path | None:
     return None
 
 
-def load_config(explicit: Path | None = None, *, state_dir: Path | None = None) -> Config:
-    """Load and validate; raises InvalidArgumentError naming the file and the bad key."""
+def load_config(
+    explicit: Path | None = None,
+    *,
+    state_dir: Path | None = None,
+    tools: frozenset[str] | None = None,
+) -> Config:
+    """Load and validate; raises InvalidArgumentError naming the file and the bad key.
+
+    `tools`: the tool names `[tools]` may name (the server's catalogue); any other is refused
+    here, at load, so every command that reads the file refuses it alike."""
     path = config_path(explicit, state_dir)
     if path is None:
         return Config()
+    config = _parse(path)
+    unknown = sorted(set(config.tools) - tools) if tools is not None else []
+    if unknown:
+        raise InvalidArgumentError(
+            f"{path}: [tools] names unknown tool(s): {', '.join(unknown)}",
+            hint="tool names: " + ", ".join(sorted(tools or ())),
+            details={"path": str(path), "keys": [f"tools.{name}" for name in unknown]},
+        )
+    return config
+
+
+def _parse(path: Path) -> Config:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:

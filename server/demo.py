@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,16 @@ def _sample_project(root: Path) -> Path:
     return project
 
 
-async def run_demo(state_dir: Path, say: Any = print) -> str:
-    """Drive one task to DONE; returns its id."""
+Say = Callable[[dict[str, Any]], None]
+
+
+def _print(step: dict[str, Any]) -> None:
+    print(step["text"])
+
+
+async def run_demo(state_dir: Path, say: Say = _print) -> str:
+    """Drive one task to DONE; returns its id. Each step is told to `say` as a dict with a
+    `step` kind, its facts and a readable `text`."""
     project = _sample_project(state_dir)
     config = Config(
         verify=VerifyConfig(
@@ -81,11 +90,17 @@ async def run_demo(state_dir: Path, say: Any = print) -> str:
     async with open_runtime(state_dir, config=config) as rt:
         e = Enforcer(rt)
         task = (await e.task_start(me, "Demo: make add() add")).task.task
-        say(f"task {task} at STRATEGIZE")
+        say({"step": "started", "task": task, "text": f"task {task} at STRATEGIZE"})
         try:
             await e.phase_advance(me, task, "PLAN")
         except PhasegateError as refused:
-            say(f"  skip to PLAN refused: {refused.code} — {refused.hint}")
+            say(
+                {
+                    "step": "refused",
+                    "code": refused.code,
+                    "text": f"  skip to PLAN refused: {refused.code} — {refused.hint}",
+                }
+            )
         while True:
             status = await e.task_status(task)
             phase = status.task.phase.value
@@ -93,15 +108,29 @@ async def run_demo(state_dir: Path, say: Any = print) -> str:
                 break
             if phase == "VERIFY":
                 run = await e.verify_run(me, task)
+                passed, failed = run["results"]["passed"], run["results"]["failed"]
                 say(
-                    f"  verify_run: {run['results']['passed']} passed,"
-                    f" {run['results']['failed']} failed"
+                    {
+                        "step": "verified",
+                        "passed": passed,
+                        "failed": failed,
+                        "text": f"  verify_run: {passed} passed, {failed} failed",
+                    }
                 )
             else:
                 name, content = ARTIFACTS[phase]
                 rec = await e.evidence_put(me, task, name, content)
-                say(f"  {name} recorded ({rec.sha256[:12]}, valid={rec.valid})")
+                say(
+                    {
+                        "step": "recorded",
+                        "name": name,
+                        "sha256": rec.sha256,
+                        "valid": rec.valid,
+                        "text": f"  {name} recorded ({rec.sha256[:12]}, valid={rec.valid})",
+                    }
+                )
             moved = await e.phase_advance(me, task)
-            say(f"{phase} -> {moved.task.phase.value}")
+            to = moved.task.phase.value
+            say({"step": "advanced", "from": phase, "to": to, "text": f"{phase} -> {to}"})
         await rt.ledger.checkpoint()
     return task
