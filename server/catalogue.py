@@ -25,14 +25,9 @@ ALL_PHASES: frozenset[Phase] = frozenset(Phase)
 
 def _lean(schema: dict[str, Any]) -> None:
     """Smaller schemas that validate faster: no titles, no `additionalProperties: true` (the
-    default), and `X | None` as a type list instead of an anyOf of two sub-schemas."""
+    default). `X | None` stays pydantic's `anyOf` of two single-type branches: a `type` array
+    is less portable (clients that map schemas onto a single-type dialect reject it)."""
     schema.pop("title", None)
-    options = schema.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        other = options[0] if options[1] == {"type": "null"} else options[1]
-        if isinstance(other.get("type"), str):
-            del schema["anyOf"]
-            schema.update({**other, "type": [other["type"], "null"]})
     if schema.get("additionalProperties") is True:
         del schema["additionalProperties"]
     for key in ("properties", "$defs"):

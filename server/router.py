@@ -82,10 +82,12 @@ class InternalError(PhasegateError):
 
 
 def error_result(error: PhasegateError) -> CallToolResult:
+    """A refusal as the contract says: `isError` and the JSON body as its one text content, with
+    no `structuredContent` — clients validate that against the tool's output schema even on
+    errors (the MCP Inspector does), and an error body would read as a schema violation."""
     body = error.to_body()
     return CallToolResult(
         is_error=True,
-        structured_content=body,
         content=[TextContent(type="text", text=json.dumps(body))],
     )
 

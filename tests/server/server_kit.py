@@ -84,32 +84,38 @@ def ok(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
+def error_body(result: CallToolResult) -> dict[str, Any]:
+    """The JSON error body of a refused call: its one text content (DESIGN.md, Error contract)."""
+    texts = [c for c in result.content if getattr(c, "type", None) == "text"]
+    assert len(texts) == 1, result.content
+    body = json.loads(texts[0].text)  # type: ignore[union-attr]
+    assert isinstance(body, dict)
+    return body
+
+
 def refusal(result: CallToolResult, code: str) -> dict[str, Any]:
     """Assert the error contract exactly and return the error object.
 
-    is_error, structured content == {"error": {code, message, hint, details}}, and the one text
-    content is the same JSON.
+    is_error, no structured content (clients would validate it against the output schema), and
+    one text content holding {"error": {code, message, hint, details}}.
     """
-    assert result.is_error is True, result.structured_content
-    body = result.structured_content
-    assert isinstance(body, dict) and set(body) == {"error"}, body
+    assert result.is_error is True, result.content
+    assert result.structured_content is None, result.structured_content
+    body = error_body(result)
+    assert set(body) == {"error"}, body
     error = body["error"]
     assert set(error) == ERROR_KEYS, error
     assert error["code"] == code, error
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["hint"], str)
     assert isinstance(error["details"], dict)
-    texts = [c for c in result.content if getattr(c, "type", None) == "text"]
-    assert len(texts) == 1
-    assert json.loads(texts[0].text) == body
     return dict(error)
 
 
 def code_of(result: CallToolResult) -> str | None:
     if not result.is_error:
         return None
-    body = result.structured_content or {}
-    return str(body["error"]["code"])
+    return str(error_body(result)["error"]["code"])
 
 
 # ------------------------------------------------------------------ driving a task

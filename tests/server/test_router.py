@@ -15,6 +15,7 @@ from server_kit import (
     ARTIFACTS,
     INSTANCE,
     code_of,
+    error_body,
     journal,
     ledger_types,
     make_config,
@@ -78,7 +79,7 @@ def is_router_out_of_phase(result: Any) -> bool:
     """The router's OUT_OF_PHASE names the allowed phases (the domain's DONE refusal does not)."""
     return (
         code_of(result) == "OUT_OF_PHASE"
-        and "allowed_phases" in (result.structured_content["error"]["details"])
+        and "allowed_phases" in (error_body(result)["error"]["details"])
     )
 
 
@@ -96,7 +97,7 @@ async def test_every_tool_is_allowed_or_out_of_phase_in_every_phase_exactly_as_t
             expected_now = [t.name for t in table.values() if phase in t.phases]
             for spec in table.values():
                 result = await c.call_tool(spec.name, valid_arguments(spec, "R1", phase))
-                where = f"{spec.name} in {phase.value}: {result.structured_content}"
+                where = f"{spec.name} in {phase.value}: {result.content}"
                 if phase in spec.phases:
                     assert not is_router_out_of_phase(result), where
                     if phase is not Phase.DONE:  # DONE is terminal in the domain itself
@@ -127,7 +128,7 @@ async def _leave(c: Any, task: str, phase: Phase) -> dict[str, Any]:
     result = await c.call_tool("phase_advance", {"task": task})
     if not result.is_error:
         return ok(result)
-    assert code_of(result) == "EVIDENCE_MISSING", result.structured_content
+    assert code_of(result) == "EVIDENCE_MISSING", result.content
     await put_artifact(c, task, phase)
     return ok(await c.call_tool("phase_advance", {"task": task}))
 
