@@ -277,11 +277,11 @@ def _auth_kwargs(config: Config, options: ServeOptions) -> dict[str, Any]:
         return {}
     host, port = options.http
     base = f"http://{host}:{port}"
+    # No resource_server_url: the tokens are static, there is no authorization server to point
+    # a client at (server/http.py answers unauthenticated requests with a plain challenge).
     return {
         "token_verifier": ConfigTokenVerifier(config),
-        "auth": AuthSettings.model_validate(
-            {"issuer_url": base, "resource_server_url": f"{base}/mcp"}
-        ),
+        "auth": AuthSettings.model_validate({"issuer_url": base, "resource_server_url": None}),
     }
 
 

@@ -49,7 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
 
             run_stdio(server)
         else:
-            server.run("streamable-http", host=http[0], port=http[1])
+            from ..http import run_http
+
+            run_http(server, config, http[0], http[1])
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,0 +1,89 @@
+"""Streamable HTTP with static bearer tokens: the ASGI app `phasegate serve --http` runs.
+
+phasegate's tokens are configured, not issued: there is no OAuth authorization server. So a
+request without a valid token is answered with a plain RFC 6750 challenge a client handles —
+``WWW-Authenticate: Bearer realm="phasegate"`` when no token was sent, the same with
+``error="invalid_token"`` when the token is not known — and no protected-resource metadata that
+would send a client into an OAuth flow that cannot succeed. Behind this gate the SDK's own
+bearer middleware still checks the token and carries its actor and role to the tools.
+
+    app = http_app(server, config, host="127.0.0.1")
+    uvicorn.run(app, host="127.0.0.1", port=8765)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from enforcer.config import Config
+
+from .auth import ConfigTokenVerifier
+
+__all__ = ["BearerGate", "http_app", "run_http"]
+
+_REALM = 'Bearer realm="phasegate"'
+
+
+class BearerGate:
+    """Refuses HTTP requests without a known bearer token, before anything else runs."""
+
+    def __init__(self, app: ASGIApp, verifier: ConfigTokenVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan (and websockets, which we do not serve)
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            await _challenge(
+                send,
+                _REALM,
+                "a bearer token is required: send the header Authorization: Bearer <token>",
+            )
+            return
+        if await self.verifier.verify_token(token) is None:
+            await _challenge(
+                send,
+                f'{_REALM}, error="invalid_token", error_description="unknown token"',
+                "the bearer token is not one this server knows (phasegate token hash TOKEN"
+                " prints the token_sha256 to configure)",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _challenge(send: Send, www_authenticate: str, message: str) -> None:
+    body = json.dumps({"error": "unauthorized", "error_description": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", www_authenticate.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def http_app(server: MCPServer[Any], config: Config, *, host: str) -> ASGIApp:
+    """The MCP endpoint at /mcp behind the bearer gate."""
+    return BearerGate(server.streamable_http_app(host=host), ConfigTokenVerifier(config))
+
+
+def run_http(server: MCPServer[Any], config: Config, host: str, port: int) -> None:
+    """Serve until interrupted (uvicorn handles SIGINT and SIGTERM)."""
+    import uvicorn
+
+    uvicorn.run(http_app(server, config, host=host), host=host, port=port, log_level="warning")
