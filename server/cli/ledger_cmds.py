@@ -14,6 +14,17 @@ __all__ = ["register"]
 MAX_TAIL = 10_000
 
 
+def _seq(text: str) -> int:
+    """A ledger sequence number: 0 to 2**53 - 1 (entries hold no larger integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**53:
+        raise argparse.ArgumentTypeError(f"{text} is not a ledger seq (0 to 2**53 - 1)")
+    return value
+
+
 def _ledger_verify(args: argparse.Namespace) -> int:
     from enforcer.ledger.verify import verify_state
 
@@ -104,7 +115,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="only this task's entries")
     p.set_defaults(handler=_ledger_tail)
     p = lsub.add_parser("show", parents=[common], help="one entry, with its trace id")
-    p.add_argument("seq", type=int)
+    p.add_argument("seq", type=_seq)
     p.set_defaults(handler=_ledger_show)
     p = lsub.add_parser("checkpoint", parents=[common], help="sign a checkpoint now")
     p.set_defaults(handler=_ledger_checkpoint)
