@@ -15,16 +15,18 @@ from .errors import InvalidArgumentError
 __all__ = ["MAX_NAME", "check_name"]
 
 MAX_NAME = 128
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Always `fullmatch`: with `match`, "$" also matches before a final newline ("nl.md\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def check_name(name: object) -> str:
-    """A plain file name: no separators, no '..', printable ASCII, at most MAX_NAME characters."""
+    """A plain file name: no separators, no '..', no control characters (a final newline
+    included), printable ASCII only, at most MAX_NAME characters."""
     if (
         not isinstance(name, str)
         or not name
         or len(name) > MAX_NAME
-        or not _NAME.match(name)
+        or not _NAME.fullmatch(name)
         or ".." in name
     ):
         shown = name[:40] + "…" if isinstance(name, str) and len(name) > 40 else name

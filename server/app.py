@@ -60,7 +60,7 @@ REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
 6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer). Pass
    your lease's fencing_token on writes to have them refused if the lease changed hands since."""
 
-_INSTANCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_INSTANCE = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "$" admits a final newline
 
 
 @dataclass
@@ -89,7 +89,7 @@ class AppState:
             role = token.scopes[0] if token.scopes else "viewer"
             headers = getattr(ctx.request, "headers", None) if ctx is not None else None
             instance = (headers or {}).get("x-phasegate-instance", "http")
-            if not _INSTANCE.match(instance):
+            if not _INSTANCE.fullmatch(instance):
                 instance = "http"
             return Caller(token.client_id, role, instance)  # type: ignore[arg-type]
         actor = self.options.actor
