@@ -31,6 +31,7 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, load_config
+from enforcer.errors import NotFoundError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -39,7 +40,7 @@ from enforcer.service import Enforcer
 from .auth import ConfigTokenVerifier
 from .catalogue import ToolSpec, tool_table
 from .journal import Journal
-from .router import Router
+from .router import Router, error_result
 from .tools import HANDLERS
 
 __all__ = ["AppState", "ServeOptions", "build_server"]
@@ -118,10 +119,14 @@ def _trace_id() -> str | None:
 
 
 class RouterMiddleware:
-    """Routes every `tools/call` for a catalogue tool; everything else passes through."""
+    """Routes every `tools/call` for a catalogue tool and answers one for a tool that does not
+    exist with the error contract (NOT_FOUND, the tools listed in the hint); everything else,
+    a tool added outside the catalogue included, passes through."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
+        self.server: MCPServer[AppState] | None = None  # set once the server is built
+        self._all: list[str] | None = None  # every tool's name, read at the first unknown one
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -130,12 +135,27 @@ class RouterMiddleware:
             return await call_next(ctx)
         name = ctx.params.get("name")
         if name not in self.names:
-            return await call_next(ctx)
+            if not isinstance(name, str) or await self._exists(name):
+                return await call_next(ctx)  # the SDK answers a malformed call, or serves it
+            shown = name if len(name) <= 64 else name[:64] + "…"
+            return error_result(
+                NotFoundError(
+                    f"no tool {shown!r}",
+                    hint="tools: " + ", ".join(self._all or sorted(self.names)),
+                    details={"tool": shown},
+                )
+            )
         state: AppState = ctx.lifespan_context
         arguments = ctx.params.get("arguments")
         return await state.router.call(
             str(name), {} if arguments is None else arguments, state.caller(ctx), _trace_id()
         )
+
+    async def _exists(self, name: str) -> bool:
+        if self._all is None and self.server is not None:
+            # Tools are all added before serving starts; list them once.
+            self._all = [tool.name for tool in await self.server.list_tools()]
+        return self._all is not None and name in self._all
 
 
 def _tool_function(spec: ToolSpec) -> Any:
@@ -186,12 +206,13 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                     await ticker
                 journal.close()
 
+    router_middleware = RouterMiddleware(frozenset(table))
     server: MCPServer[AppState] = MCPServer(
         name="phasegate",
         instructions=INSTRUCTIONS,
         version=_version(),
         lifespan=lifespan,
-        middleware=[RouterMiddleware(frozenset(table))],
+        middleware=[router_middleware],
         **_auth_kwargs(config, options),
     )
     for spec in table.values():
@@ -207,6 +228,7 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             ),
         )
     _add_resources(server)
+    router_middleware.server = server
     return server
 
 
@@ -227,7 +249,7 @@ def _add_resources(server: MCPServer[AppState]) -> None:
 
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-    from enforcer.errors import NotFoundError, PhasegateError
+    from enforcer.errors import PhasegateError
 
     @contextlib.contextmanager
     def refusals() -> Iterator[None]:
