@@ -40,6 +40,7 @@ from enforcer.model import Caller, lease_token_var, ledger_seq_var, trace_id_var
 from enforcer.phases import Phase
 from enforcer.service import Enforcer
 
+from .bounds import check_bounds
 from .catalogue import ALL_PHASES, Handler, ToolSpec
 from .context import CallContext
 from .journal import Journal
@@ -110,8 +111,19 @@ def _args_sha256(arguments: Any) -> str:
     try:
         raw = _ARGS.encode(arguments)
     except (TypeError, ValueError, RecursionError):
-        raw = repr(arguments)
+        try:
+            raw = repr(arguments)
+        except (ValueError, RecursionError):  # an int past the digit limit has no repr either
+            raw = repr(_outline(arguments))
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _outline(arguments: Any) -> Any:
+    """What is hashed of arguments past a bound (hashing all of them could take seconds): their
+    type and size, and for an object its first keys."""
+    if isinstance(arguments, dict):
+        return {"keys": len(arguments), "first": [str(k)[:64] for k in list(arguments)[:8]]}
+    return {"type": type(arguments).__name__}
 
 
 def _validation_error(spec: ToolSpec, e: ValidationError) -> InvalidArgumentError:
@@ -196,9 +208,12 @@ class Router:
         trace_id_var.set(trace_id)
         task: str | None = None
         task_exists = False
+        bounded = False  # the arguments are within bounds (so cheap to hash)
         try:
             if not isinstance(arguments, dict):
                 raise InvalidArgumentError(f"{name}: arguments must be an object")
+            check_bounds(name, arguments)  # before validation, whose cost grows with them
+            bounded = True
             try:
                 args = spec.args.model_validate(arguments)
             except ValidationError as e:
@@ -269,13 +284,14 @@ class Router:
             code = error.code
             if task is not None and not task_exists:  # a read fails before any facts were read
                 task_exists = await self._exists(task)
+        digest = _args_sha256(arguments if bounded else _outline(arguments))
         if code is not None:
             with tracer.start_as_current_span(
                 "process.violation",
                 attributes={"phasegate.error.code": code, "gen_ai.tool.name": name},
             ):
                 await self._record_rejection(
-                    caller, spec, arguments, code, task if task_exists else None
+                    caller, spec, digest, code, task if task_exists else None
                 )
             result = error_result(error)
         elapsed = time.perf_counter() - started
@@ -287,7 +303,7 @@ class Router:
                 "actor": caller.actor,
                 "instance": caller.instance,
                 "tool": name,
-                "args_sha256": _args_sha256(arguments),
+                "args_sha256": digest,
                 "outcome": "ok" if code is None else "refused",
                 "code": code,
                 "seq": ledger_seq_var.get(),
@@ -338,7 +354,7 @@ class Router:
         return phase is not None
 
     async def _record_rejection(
-        self, caller: Caller, spec: ToolSpec, arguments: Any, code: str, task: str | None
+        self, caller: Caller, spec: ToolSpec, digest: str, code: str, task: str | None
     ) -> None:
         try:
             await self.enforcer.record(
@@ -346,7 +362,7 @@ class Router:
                 Record(
                     "tool.rejected",
                     {"task": task} if task else {},
-                    {"tool": spec.name, "code": code, "args_sha256": _args_sha256(arguments)},
+                    {"tool": spec.name, "code": code, "args_sha256": digest},
                 ),
             )
         except Exception:  # the refusal stands even when it cannot be ledgered
