@@ -64,6 +64,8 @@ class StoreConfig(_Section):
 class LedgerConfig(_Section):
     checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    # One caller's identical refusals within this window are written as one counted entry.
+    refusal_window_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
 
 
 class VerifyConfig(_Section):

@@ -205,6 +205,7 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
                 journal.close()
+                await enforcer.flush_refusals(everything=True)  # before the final checkpoint
 
     router_middleware = RouterMiddleware(frozenset(table))
     server: MCPServer[AppState] = MCPServer(
@@ -233,11 +234,14 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
 
 
 async def _checkpoint_ticker(enforcer: Enforcer) -> None:
-    """Sign a checkpoint when the policy's interval passes with unsigned entries."""
-    interval = max(1.0, enforcer.config.ledger.checkpoint_interval_s / 2)
+    """Write the counts of coalesced refusals that are due, and sign a checkpoint when the
+    policy's interval passes with unsigned entries."""
+    ledger = enforcer.config.ledger
+    interval = max(1.0, min(ledger.checkpoint_interval_s, ledger.refusal_window_s or 60) / 2)
     while True:
         await asyncio.sleep(interval)
         try:
+            await enforcer.flush_refusals()
             await enforcer.ledger.maybe_checkpoint()
         except Exception:
             logger.exception("periodic checkpoint failed")

@@ -6,7 +6,8 @@ some phases, read the task's phase and the global freeze in one snapshot and ref
 or out-of-phase call; then run the handler (whose enforcer call checks the lease in the same
 transaction as its write). Every outcome is journaled to
 ``state/evidence/<TASK>/journal.jsonl``; every refusal becomes a structured error result,
-is ledgered as ``tool.rejected`` (so it is counted by code) and changes nothing else. An
+is ledgered as ``tool.rejected`` (so it is counted by code; one caller's identical refusals are
+coalesced into a counted entry, see enforcer/process/refusals.py) and changes nothing else. An
 unexpected exception becomes INTERNAL with a correlation id that is also in the server log.
 """
 
@@ -357,7 +358,7 @@ class Router:
         self, caller: Caller, spec: ToolSpec, digest: str, code: str, task: str | None
     ) -> None:
         try:
-            await self.enforcer.record(
+            await self.enforcer.record_refusal(
                 caller,
                 Record(
                     "tool.rejected",

@@ -18,7 +18,7 @@ from typing import Any
 from ..store import SqliteTx, Tx, migrate
 from .entries import LedgerEntry
 
-__all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
+__all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "refusals_of", "replay", "snapshot"]
 
 # Migration 2: the projection.
 SCHEMA = """
@@ -112,9 +112,16 @@ COUNTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _bump(tx: Tx, name: str) -> None:
-    if not tx.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,)):
-        tx.execute("INSERT INTO counters (name, value) VALUES (?, 1)", (name,))
+def _bump(tx: Tx, name: str, by: int) -> None:
+    if not tx.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name)):
+        tx.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (name, by))
+
+
+def refusals_of(entry: LedgerEntry) -> int:
+    """How many refusals an entry stands for: identical ones coalesced into one entry carry
+    their number as ``data.refusals`` (process/refusals.py); any other entry is one."""
+    count = entry.fields["data"].get("refusals", 1)
+    return count if type(count) is int and count >= 1 else 1
 
 
 def _task_started(tx: Tx, e: LedgerEntry) -> None:
@@ -270,8 +277,11 @@ def apply(tx: Tx, entry: LedgerEntry) -> None:
     handler = _APPLY.get(entry.type)
     if handler is not None:
         handler(tx, entry)
-    for counter in COUNTERS.get(entry.type, ()):
-        _bump(tx, counter)
+    counters = COUNTERS.get(entry.type, ())
+    if counters:
+        by = refusals_of(entry)
+        for counter in counters:
+            _bump(tx, counter, by)
 
 
 def snapshot(tx: Tx) -> dict[str, list[tuple[Any, ...]]]:

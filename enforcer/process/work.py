@@ -3,7 +3,8 @@
 A mutating call is a plain function of `(Tx, Ops)`. `Work.transact` runs it whole in one write
 transaction — lease check, rule checks, ledger appends and projection updates commit together —
 so a refused call changes nothing; when the refusal itself must be on record (`Refused`), its
-entries are appended in a second transaction after the first has rolled back.
+entries are appended in a second transaction after the first has rolled back (through
+`Refusals`, which coalesces one caller's identical repetitions).
 
     work = Work(store, ledger, clock, config)
     status = await work.transact(caller, lambda tx, ops: ...)
@@ -25,6 +26,7 @@ from ..phases import Phase
 from ..store import Store, Tx
 from .control_rows import require_unfrozen
 from .instruments import count_committed
+from .refusals import Refusals
 
 __all__ = [
     "MAX_REASON",
@@ -110,6 +112,8 @@ class Work:
         self.ledger = ledger
         self.clock = clock
         self.config = config
+        # Refusal records go through here: one caller's identical repetitions are coalesced.
+        self.refusals = Refusals(store, ledger, clock, config.ledger.refusal_window_s)
 
     async def transact(
         self, caller: Caller, fn: Callable[[Tx, Ops], T], *, through_freeze: bool = False
@@ -130,11 +134,7 @@ class Work:
         try:
             result = await self.store.write(unit)
         except Refused as refused:
-            records = refused.records
-            if records:
-                rec = Ops(ts=ops.ts, caller=caller)
-                await self.store.write(lambda tx: [rec.emit(tx, r) for r in records])
-                self._committed(rec)
+            await self.refusals.record(caller, refused.records)
             raise refused.error from None
         self._committed(ops)
         await self.ledger.maybe_checkpoint()

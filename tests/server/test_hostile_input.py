@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from server_kit import REPO, files_under, serve_args, write_toml
+from server_kit import REPO, cli, files_under, journal, ledger_rows, serve_args, write_toml
 
 from server.stdio import MAX_LINE
 
@@ -106,14 +106,19 @@ def head(request_id: Any, tail: str) -> str:
     return f'{{"jsonrpc":"2.0","id":{json.dumps(request_id)},"method":"tools/call",' + tail
 
 
+def start_with_title(request_id: Any, title: str) -> str:
+    """A task_start whose title is the raw JSON text `title`."""
+    return head(request_id, '"params":{"name":"task_start","arguments":{"title":' + title + "}}}")
+
+
 UNANSWERABLE: dict[str, tuple[Any, str | bytes, int]] = {
-    "lone surrogate": (1, head(1, '"params":{"name":"task_start","arguments":{"title":"\\ud800"}}}'), -32700),
-    "5,000 deep": (2, head(2, '"params":{"name":"task_start","arguments":{"title":' + "[" * 5000 + "]" * 5000 + "}}}"), -32700),
-    "5,000 digits": (3, head(3, '"params":{"name":"task_start","arguments":{"title":' + "7" * 5000 + "}}}"), -32700),
+    "lone surrogate": (1, start_with_title(1, '"\\ud800"'), -32700),
+    "5,000 deep": (2, start_with_title(2, "[" * 5000 + "]" * 5000), -32700),
+    "5,000 digits": (3, start_with_title(3, "7" * 5000), -32700),
     "params as an array": (4, head(4, '"params":["task_start",{"title":"x"}]}'), -32600),
-    "not UTF-8": (5, head(5, '"params":{"name":"task_start","arguments":{"title":"').encode() + b'\xff"}}}', -32700),
+    "not UTF-8": (5, start_with_title(5, '"\\xff"').encode().replace(b"\\xff", b"\xff"), -32700),
     "fractional id": (6.5, head(6.5, '"params":{"name":"task_list","arguments":{}}}'), -32600),
-}  # fmt: skip
+}
 
 
 async def test_every_request_with_an_id_gets_a_json_rpc_error_and_the_session_goes_on(
@@ -211,3 +216,41 @@ async def test_a_million_extra_keys_are_refused_in_bounded_time_and_memory(
     # Generous bounds (the shared 2-core host): the parse of 18 MB itself is most of both.
     assert elapsed < 8.0, elapsed
     assert peak - baseline < 700, (baseline, peak)
+
+
+async def test_a_flood_of_identical_refused_calls_adds_a_bounded_number_of_ledger_entries(
+    state_dir: Path, sample_project: Path, tmp_path: Path
+) -> None:
+    """10,000 identical skips: each is refused, journaled and counted, but the ledger gains the
+    first of each kind of record and one counted entry for the rest (window 60 s)."""
+    write_toml(state_dir, sample_project)
+    flood = 10_000
+    async with raw_server(state_dir, tmp_path / "server.log") as raw:
+        assert not (await raw.call(1, "task_start", {"title": "flood", "task": "T1"}))[
+            "result"
+        ].get("isError")
+        before = len(ledger_rows(state_dir))
+        arguments = {"task": "T1", "to": "PLAN"}
+        for first in range(2, flood + 2, 200):  # pipelined, 200 requests in flight at a time
+            ids = range(first, first + 200)
+            for request_id in ids:
+                await raw.send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "method": "tools/call",
+                        "params": {"name": "phase_advance", "arguments": arguments},
+                    }
+                )
+            for request_id in ids:
+                result = (await raw.answer(request_id))["result"]
+                assert json.loads(result["content"][0]["text"])["error"]["code"] == "PHASE_SKIP"
+        during = len(ledger_rows(state_dir)) - before
+    added = [e["type"] for e in ledger_rows(state_dir)[before:]]
+    assert during == 2  # one phase.skip_blocked, one tool.rejected
+    assert sorted(added) == ["phase.skip_blocked"] * 2 + ["tool.rejected"] * 2  # + the counts
+    assert len([line for line in journal(state_dir, "T1") if line["code"] == "PHASE_SKIP"]) == flood
+    status = json.loads(cli("status", "--json", "--state-dir", str(state_dir)).stdout)
+    assert status["counters"]["phase_skips_attempted"] == flood
+    assert status["counters"]["tool_calls_rejected"] == flood
+    cli("verify", "--state-dir", str(state_dir))  # the projection still equals a replay
