@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .config import Config, load_config
+from .errors import WritesRefusedError
 from .ledger import projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
@@ -74,7 +75,8 @@ async def open_runtime(
         yield Runtime(paths, cfg, ledger.clock, store, signer, ledger)
     finally:
         try:
-            if checkpoint_on_close:
-                await ledger.checkpoint()
+            if checkpoint_on_close and ledger.refusal is None:
+                with contextlib.suppress(WritesRefusedError):  # logged, and answered to writes
+                    await ledger.checkpoint()
         finally:
             await store.close()

@@ -31,7 +31,7 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, load_config
-from enforcer.errors import NotFoundError
+from enforcer.errors import NotFoundError, WritesRefusedError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -194,6 +194,11 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
+            # Before serving: compare the ledger with the newest signed checkpoint (a fault is
+            # logged in one line and refuses every write; reads go on), and sign what a
+            # previous process left unsigned.
+            with contextlib.suppress(WritesRefusedError):
+                await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
@@ -243,6 +248,10 @@ async def _checkpoint_ticker(enforcer: Enforcer) -> None:
         try:
             await enforcer.flush_refusals()
             await enforcer.ledger.maybe_checkpoint()
+        except WritesRefusedError:
+            return  # logged once by the ledger; nothing will be signed again
+        except OSError as e:
+            logger.error("periodic checkpoint failed (tried again at the next tick): %s", e)
         except Exception:
             logger.exception("periodic checkpoint failed")
 

@@ -232,6 +232,9 @@ class Router:
             if not spec.read_only or spec.phases != ALL_PHASES:
                 phase, frozen = await self._facts(None if spec.creates_task else task)
                 task_exists = phase is not None
+                refusal = self.enforcer.ledger.refusal
+                if refusal is not None and not spec.read_only:
+                    raise refusal  # before a handler stages bytes or runs the tests
                 if frozen and not spec.read_only:
                     raise FrozenError(
                         "phasegate is frozen: no state may change",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..clock import Clock, rfc3339
+from ..errors import WritesRefusedError
 from ..ledger.log import Ledger
 from ..ledger.ops import Ops, Record
 from ..model import Caller, ledger_seq_var, trace_id_var
@@ -106,6 +107,10 @@ class Refusals:
     ) -> None:
         if count > 1:
             records = [replace(r, data={**r.data, "refusals": count}) for r in records]
+        try:
+            await self.ledger.writable()
+        except WritesRefusedError:
+            return  # nothing may be written; the refusal itself was answered and journaled
         ops = Ops(ts=rfc3339(self.clock.now()), caller=caller, trace_id=trace_id)
         try:
             await self.store.write(lambda tx: [ops.emit(tx, r) for r in records])
