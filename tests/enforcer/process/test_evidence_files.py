@@ -111,6 +111,9 @@ async def test_a_write_cancelled_while_queued_for_commit_ends_tidy_when_its_unit
         while files_under(e.files.staging):  # the queued unit runs, and publishes or discards
             assert time.monotonic() < deadline, "the queued write never ran"
             await asyncio.sleep(0.02)
+        # The unit publishes before its batch commits: a read queued on the store's thread
+        # after it runs once that commit is done.
+        await e.store.read(lambda tx: None)
         records = await e.evidence_list("T1")
     if outcome == "recorded":
         assert [r.name for r in records] == ["strategy.md"]
