@@ -11,6 +11,7 @@ the projection — costs one commit, usually inline on the event loop's connecti
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sqlite3
@@ -21,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from ..errors import PhasegateError, StoreError
+from ..errors import PhasegateError, StorageFullError, StoreError
 from .migrations import MIGRATIONS, migrate
 from .protocol import Row, Tx
 from .sqlite_tx import (
@@ -32,6 +33,7 @@ from .sqlite_tx import (
     _is_busy,
     _run_and_commit,
     open_readonly,
+    store_error,
 )
 
 __all__ = ["Durability", "SqliteStore", "SqliteTx", "open_readonly"]
@@ -157,7 +159,7 @@ class SqliteStore:
         except PhasegateError:
             raise
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` in one write transaction and return its result once the commit is durable."""
@@ -168,12 +170,12 @@ class SqliteStore:
                 self._writer.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
                 if not _is_busy(e):
-                    raise StoreError(f"database error: {e}") from e
+                    raise store_error(e) from e
             else:
                 try:
                     ((ok, value),) = _run_and_commit(self._writer, [fn])
                 except sqlite3.Error as e:
-                    raise StoreError(f"database error: {e}") from e
+                    raise store_error(e) from e
                 if not ok:
                     raise value
                 self.commits += 1
@@ -290,6 +292,13 @@ class SqliteStore:
                 raise self._refuse_after_failed_sync() from e
 
     def _refuse_after_failed_sync(self) -> StoreError:
+        if getattr(self._failed, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(
+                f"the disk filled up while syncing the database (fdatasync: {self._failed});"
+                " recent commits may be lost, so this server takes no more writes",
+                hint="free space on that disk, then restart the server and run `phasegate verify`",
+                details={"cause": "storage_full"},
+            )
         return StoreError(
             f"the database could not be made durable (fdatasync failed: {self._failed}); recent"
             " commits may be lost, so this server takes no more writes: check the disk, then"
@@ -324,14 +333,14 @@ class SqliteStore:
             finally:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
 
     async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         await self._settled()
         try:
             row = self._reader.execute(sql, params).fetchone()
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
         return None if row is None else tuple(row)
 
     async def close(self) -> None:

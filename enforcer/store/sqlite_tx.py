@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import StoreError
+from ..errors import StorageFullError, StoreError
 from .protocol import Row, Tx
 
-__all__ = ["SqliteTx", "open_readonly"]
+__all__ = ["SqliteTx", "open_readonly", "store_error"]
 
 Durability = Literal["FULL", "NORMAL"]
 
@@ -33,6 +33,22 @@ class SqliteTx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
+
+
+def store_error(error: sqlite3.Error) -> StoreError:
+    """The StoreError for a sqlite3 error: StorageFullError when the disk or quota is full
+    (SQLITE_FULL: SQLite rolled the statement back, nothing was written), else a plain one."""
+    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        full = StorageFullError(
+            "no space left on the disk that holds the database: nothing was changed",
+            hint="free space on that disk (or raise the quota), then retry the call",
+            details={"cause": "storage_full"},
+        )
+        full.__cause__ = error
+        return full
+    wrapped = StoreError(f"database error: {error}")
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _configure(conn: sqlite3.Connection, durability: Durability, busy_ms: int) -> None:
@@ -85,9 +101,7 @@ def _run_and_commit(
             except Exception as e:
                 conn.execute("ROLLBACK" if alone else "ROLLBACK TO unit")
                 if isinstance(e, sqlite3.Error):
-                    wrapped = StoreError(f"database error: {e}")
-                    wrapped.__cause__ = e
-                    e = wrapped
+                    e = store_error(e)
                 outcomes.append((False, e))
             if not alone:
                 conn.execute("RELEASE unit")
