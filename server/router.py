@@ -35,6 +35,7 @@ from enforcer.errors import (
     OutOfPhaseError,
     PhasegateError,
     StoreError,
+    WritesRefusedError,
 )
 from enforcer.ledger.ops import Record
 from enforcer.model import Caller, lease_token_var, ledger_seq_var, trace_id_var
@@ -164,7 +165,8 @@ class Router:
         self.table = dict(table)
         self.handlers = dict(handlers)
         self.journal = journal
-        self._allowed: dict[tuple[Phase | None, str], list[str]] = {}
+        self._allowed: dict[tuple[Phase | None, str, bool], list[str]] = {}
+        self._unreadable_logged = False
         self._rendered: dict[Hashable, tuple[object, CallToolResult]] = {}
 
     def rendered(
@@ -184,9 +186,10 @@ class Router:
         self._rendered[key] = (source, result)  # holding `source` keeps the identity test sound
         return result
 
-    def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
-        """Tools this caller may call on a task in `phase` (None: calls naming no task)."""
-        key = (phase, caller.role)
+    def allowed_now(self, phase: Phase | None, caller: Caller, frozen: bool = False) -> list[str]:
+        """Tools this caller may call on a task in `phase` (None: calls naming no task); while
+        writes are refused (`frozen`), only the read-only ones."""
+        key = (phase, caller.role, frozen)
         names = self._allowed.get(key)
         if names is None:
             names = self._allowed[key] = [
@@ -194,8 +197,20 @@ class Router:
                 for t in self.table.values()
                 if caller.at_least(t.role)
                 and (phase in t.phases if phase is not None else (t.read_only or t.creates_task))
+                and (t.read_only or not frozen)
             ]
         return list(names)
+
+    async def writes_refused(self) -> bool:
+        """Whether every mutating call is refused now: the freeze, controls that cannot be read
+        (fail closed), or a ledger that failed its check."""
+        if self.enforcer.ledger.refusal is not None:
+            return True
+        try:
+            _, frozen = await self.enforcer.route_facts(None)
+        except StoreError:
+            return True
+        return frozen
 
     async def call(
         self, name: str, arguments: Any, caller: Caller, trace_id: str | None = None
@@ -230,7 +245,7 @@ class Router:
                 raise InvalidArgumentError(f"{name} changes state and must name a task")
             phase: Phase | None = None
             if not spec.read_only or spec.phases != ALL_PHASES:
-                phase, frozen = await self._facts(None if spec.creates_task else task)
+                phase, frozen = await self._facts(None if spec.creates_task else task, spec)
                 task_exists = phase is not None
                 refusal = self.enforcer.ledger.refusal
                 if refusal is not None and not spec.read_only:
@@ -342,13 +357,26 @@ class Router:
             metric_attrs["error.type"] = code
         _DURATION.record(elapsed, metric_attrs)
 
-    async def _facts(self, task: str | None) -> tuple[Phase | None, bool]:
-        """(the task's phase or None, frozen) from one snapshot; unreadable controls freeze."""
+    async def _facts(self, task: str | None, spec: ToolSpec) -> tuple[Phase | None, bool]:
+        """(the task's phase or None, frozen) from one snapshot. Fails closed: when they cannot
+        be read, a mutating call is refused as FROZEN with what a supervisor must do (not
+        `phasegate unfreeze`: with unreadable controls that fails too), a read-only one gets
+        the store's error."""
         try:
             return await self.enforcer.route_facts(task)
         except StoreError as e:
-            logger.error("controls unreadable, refusing mutating calls: %s", e)
-            return None, True
+            if not self._unreadable_logged:
+                self._unreadable_logged = True
+                logger.error("controls unreadable, refusing mutating calls: %s", e.message)
+            if spec.read_only:
+                raise
+            raise WritesRefusedError(
+                "controls",
+                f"writes are refused: the controls (freeze, pause) cannot be read ({e.message})",
+                hint="read-only tools still work; the database is damaged, so `phasegate"
+                " unfreeze` cannot help: a supervisor runs `phasegate verify` and restores the"
+                " state directory from a backup",
+            ) from None
 
     async def _exists(self, task: str) -> bool:
         try:

@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+_DAMAGED = (
+    "check that the file is a phasegate database you may read and write; if it is damaged,"
+    " restore the state directory from a backup (`phasegate verify` says what is wrong)"
+)
+
 # SQLite checkpoints after 1,000 WAL pages by default; a write adds 4-10 pages, so this is about
 # that. At every hundred commits, the write that waits behind a checkpoint showed in the p99.
 CHECKPOINT_EVERY_COMMITS = 250
@@ -117,7 +122,7 @@ class SqliteStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open the database {path}: {e}") from e
+            raise StoreError(f"cannot open the database {path}: {e}", hint=_DAMAGED) from e
         opened: list[sqlite3.Connection] = []
         try:
             await conn._execute(  # type: ignore[no-untyped-call]
@@ -144,7 +149,7 @@ class SqliteStore:
             for c in opened:
                 c.close()
             if isinstance(e, sqlite3.Error):
-                raise StoreError(f"cannot prepare the database {path}: {e}") from e
+                raise StoreError(f"cannot open the database {path}: {e}", hint=_DAMAGED) from e
             raise
         return cls(conn, writer, reader, path, durability)
 

@@ -73,6 +73,21 @@ def _cli_hint(error: PhasegateError) -> str:
     return _CLI_HINTS.get(error.code, "")
 
 
+def _unwrapped(handler: Handler, args: argparse.Namespace) -> int:
+    """Run `handler`; an exception group (the server's task groups wrap what its lifespan
+    raises, such as an unreadable database) is replaced by its first leaf, so the one useful
+    line is what the user sees."""
+    try:
+        return handler(args)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        if leaf is group or not isinstance(leaf, Exception):
+            raise
+        raise leaf from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -80,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.state_dir = default_state_dir()
     handler: Handler = args.handler
     try:
-        return handler(args)
+        return _unwrapped(handler, args)
     except PhasegateError as e:
         body = e.to_body()
         body["error"]["hint"] = _cli_hint(e)
