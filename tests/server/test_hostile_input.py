@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,12 @@ async def test_a_name_ending_in_a_newline_is_refused_and_writes_no_file(
     assert after - before <= {"T1/journal.jsonl"}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (what it cost, however busy the host is)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -192,7 +198,7 @@ async def test_a_million_extra_keys_are_refused_in_bounded_time_and_memory(
     state_dir: Path, sample_project: Path, tmp_path: Path
 ) -> None:
     """18 MB of arguments with a million keys: refused before validation, naming the bound.
-    (Before the bound: 6.1 s and a 1.35 GB peak, building a million validation errors.)"""
+    (Before the bound: 9.7 s and +1.2 GB here, building a million validation errors.)"""
     write_toml(state_dir, sample_project)
     arguments = {"task": "T1"} | {f"k{i:07d}": i for i in range(1_000_000)}
     line = json.dumps(
@@ -202,19 +208,18 @@ async def test_a_million_extra_keys_are_refused_in_bounded_time_and_memory(
     assert len(line) > 15_000_000
     async with raw_server(state_dir, tmp_path / "server.log") as raw:
         assert raw.proc.pid is not None
-        baseline = _peak_rss_mb(raw.proc.pid)
-        started = time.monotonic()
+        baseline, cpu = _peak_rss_mb(raw.proc.pid), _cpu_seconds(raw.proc.pid)
         result = (await raw.call(2, "task_status", arguments))["result"]
-        elapsed = time.monotonic() - started
-        peak = _peak_rss_mb(raw.proc.pid)
+        used, peak = _cpu_seconds(raw.proc.pid) - cpu, _peak_rss_mb(raw.proc.pid)
         body = json.loads(result["content"][0]["text"])
         assert result["isError"] is True and body["error"]["code"] == "INVALID_ARGUMENT"
         assert body["error"]["details"]["limit"] == "keys"
         # Still serving: the next call is answered as usual.
         listed = await raw.call(3, "task_list", {})
         assert listed["result"].get("isError") is not True
-    # Generous bounds (the shared 2-core host): the parse of 18 MB itself is most of both.
-    assert elapsed < 8.0, elapsed
+    # Generous bounds: the parse of 18 MB itself is most of both (about 1.9 s of CPU and
+    # +350 MB here). CPU time, not wall time, so a busy host does not fail it.
+    assert used < 5.0, used
     assert peak - baseline < 700, (baseline, peak)
 
 
@@ -222,8 +227,10 @@ async def test_a_flood_of_identical_refused_calls_adds_a_bounded_number_of_ledge
     state_dir: Path, sample_project: Path, tmp_path: Path
 ) -> None:
     """10,000 identical skips: each is refused, journaled and counted, but the ledger gains the
-    first of each kind of record and one counted entry for the rest (window 60 s)."""
-    write_toml(state_dir, sample_project)
+    first of each kind of record and one counted entry for the rest. (The window is an hour
+    here, so a slow host cannot end it mid-flood; at the default 60 s a flood adds at most two
+    entries per kind and minute.)"""
+    write_toml(state_dir, sample_project, "[ledger]\nrefusal_window_s = 3600\n")
     flood = 10_000
     async with raw_server(state_dir, tmp_path / "server.log") as raw:
         assert not (await raw.call(1, "task_start", {"title": "flood", "task": "T1"}))[
