@@ -110,8 +110,7 @@ class EvidenceFiles:
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFullError(
-                    f"no space left on the disk that holds {self.paths.blobs}: nothing was"
-                    " changed",
+                    f"no space left on the disk that holds {self.paths.blobs}: nothing was changed",
                     hint="free space on that disk (or raise the quota), then retry the call",
                     details={"cause": "storage_full"},
                 ) from e
