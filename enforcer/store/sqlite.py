@@ -28,6 +28,7 @@ from .protocol import Row, Tx
 from .sqlite_tx import (
     Durability,
     SqliteTx,
+    WriterLock,
     _commit_batch,
     _configure,
     _is_busy,
@@ -82,8 +83,12 @@ class SqliteStore:
         reader: sqlite3.Connection,
         path: Path,
         durability: Durability,
+        lock: WriterLock,
     ) -> None:
         self._conn = conn
+        # Writers of every process on this file take it from BEGIN IMMEDIATE to COMMIT, so
+        # they queue in the kernel, woken at once, instead of in SQLite's sleeping busy handler.
+        self._lock = lock
         self._writer = writer
         # Point lookups run on this second, read-only connection, inline on the event loop's
         # thread: in WAL mode a reader never waits for the writer, and a few indexed reads
@@ -151,7 +156,7 @@ class SqliteStore:
             if isinstance(e, sqlite3.Error):
                 raise StoreError(f"cannot open the database {path}: {e}", hint=_DAMAGED) from e
             raise
-        return cls(conn, writer, reader, path, durability)
+        return cls(conn, writer, reader, path, durability, WriterLock(_lock_path(path)))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite runs `fn(conn, ...)` on its own thread: the whole unit of work is one hop.
@@ -170,17 +175,18 @@ class SqliteStore:
         """Run `fn` in one write transaction and return its result once the commit is durable."""
         if self._failed is not None:
             raise self._refuse_after_failed_sync()
-        if not self._pending and self._drainer is None and self._checkpointing is None:
+        if (
+            not self._pending
+            and self._drainer is None
+            and self._checkpointing is None
+            and self._lock.try_acquire()  # no other process is writing: go inline
+        ):
             try:
-                self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                if not _is_busy(e):
-                    raise store_error(e) from e
-            else:
-                try:
-                    ((ok, value),) = _run_and_commit(self._writer, [fn])
-                except sqlite3.Error as e:
-                    raise store_error(e) from e
+                outcome = self._inline(fn)
+            finally:
+                self._lock.release()  # before the sync: the next writer's commit overlaps it
+            if outcome is not None:
+                ok, value = outcome
                 if not ok:
                     raise value
                 self.commits += 1
@@ -189,6 +195,21 @@ class SqliteStore:
                 self._maybe_checkpoint()
                 return cast(T, value)
         return await self._enqueue(fn)
+
+    def _inline(self, fn: Callable[[Tx], Any]) -> tuple[bool, Any] | None:
+        """Run `fn` on the loop's connection: (ok, result or error), or None when SQLite's lock
+        is taken anyway (a writer that does not take ours): then it queues."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                return None
+            raise store_error(e) from e
+        try:
+            ((ok, value),) = _run_and_commit(self._writer, [fn])
+        except sqlite3.Error as e:
+            raise store_error(e) from e
+        return ok, value
 
     async def _enqueue(self, fn: Callable[[Tx], T]) -> T:
         """Group commit on the thread: writes that arrive while a batch is committing share the
@@ -207,7 +228,7 @@ class SqliteStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    outcomes = await self._run(_commit_batch, [fn for fn, _ in batch])
+                    outcomes = await self._run(_commit_batch, [fn for fn, _ in batch], self._lock)
                     self.commits += 1
                     self._synced = self._committed  # the thread's COMMIT synced the WAL
                 except BaseException as e:  # the batch never committed: every unit fails
@@ -362,6 +383,12 @@ class SqliteStore:
             self._reader.close()
             self._writer.close()
             await self._conn.close()
+            self._lock.close()
+
+
+def _lock_path(db: Path) -> Path:
+    """The writer lock beside the database (SQLite's own files are -wal and -shm)."""
+    return db.with_name(db.name + "-writer")
 
 
 def _others_runnable(loop: asyncio.AbstractEventLoop) -> bool:
