@@ -38,8 +38,14 @@ CASES = {
             "controls_status over noop",
             "task_status over noop (p50):",
             "client validation of task_status",
+            "evidence_put",
             "phase_advance p50",
         ],
+    ),
+    "local agents": (
+        ["bench_local_agents.py", "--agents", "1", "2", "--cycles", "5", "--runs", "1"],
+        ["--dir", "{tmp}"],
+        ["transitions/s", "2 processes:"],
     ),
     "server, raw client": (
         ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
