@@ -11,11 +11,12 @@ same tables (`snapshot`). So what the store says is never more than what the led
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..store import SqliteTx, Tx, migrate
+from ..store import MigrationLike, SqliteTx, Tx, migrate
 from .entries import LedgerEntry
 
 __all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
@@ -275,11 +276,20 @@ def apply(tx: Tx, entry: LedgerEntry) -> None:
 
 
 def snapshot(tx: Tx) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection row, ordered by primary key."""
-    return {t: tx.all(f"SELECT * FROM {t} ORDER BY {k}") for t, k in TABLES.items()}
+    """Every projection row, ordered by primary key.
+
+    Ordered here rather than by the database, whose text collation is its own (PostgreSQL's
+    follows the database's locale): the key columns lead each row, and Python orders strings
+    by code point, as SQLite's BINARY collation does."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, key in TABLES.items():
+        width = key.count(",") + 1
+        rows = tx.all(f"SELECT * FROM {table}")
+        out[table] = sorted(rows, key=operator.itemgetter(*range(width)))
+    return out
 
 
-def replay(entries: Iterable[LedgerEntry], migrations: list[str]) -> dict[str, Any]:
+def replay(entries: Iterable[LedgerEntry], migrations: Sequence[MigrationLike]) -> dict[str, Any]:
     """Rebuild the projection from ledger entries alone, in a scratch in-memory database."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:

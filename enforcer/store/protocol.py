@@ -1,8 +1,14 @@
 """What a store is: the `Tx` a unit of work sees and the `Store` that runs units whole.
 
 A unit of work is a plain function of a `Tx`; the store runs it inside one write transaction
-(or one read snapshot). SQLite implements it today (`sqlite.SqliteStore`); the SQL the domain
-writes is kept portable (``?`` placeholders, TEXT hashes) so that another database can too.
+(or one read snapshot). SQLite (`sqlite.SqliteStore`, the embedded default) and PostgreSQL
+(`postgres.PostgresStore`, several servers over one database) implement it; the SQL the domain
+writes is kept portable (``?`` placeholders, TEXT hashes, ``INSERT ... ON CONFLICT``), and
+`tests/enforcer/store/test_contract.py` holds both to the same behaviour.
+
+Every store runs write transactions one at a time — across processes and servers too — so a
+unit of work's reads (the lease it checks, the controls, the chain head it appends after) are
+the state its writes commit over.
 """
 
 from __future__ import annotations
@@ -43,6 +49,16 @@ class Store(Protocol):
 
     async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """One row of one statement, which is its own snapshot (no transaction around it)."""
+        ...
+
+    async def data_version(self) -> object:
+        """A value that changes whenever a commit anywhere (any process, any server) may have
+        changed what a read returns; equal values mean nothing changed. For caches."""
+        ...
+
+    async def locked(self, name: str, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` over a fresh read snapshot while holding the lock `name`, which one caller
+        at a time holds across every process sharing the store (checkpoint signing)."""
         ...
 
     async def close(self) -> None: ...
