@@ -18,7 +18,7 @@ from typing import Any
 
 from ..clock import Clock, rfc3339
 from ..errors import LedgerFaultError
-from ..store import Store
+from ..store import Store, Tx
 from . import checkpoint, merkle
 from .checkpoint import Checkpoint
 from .entries import GENESIS_PREV, LedgerEntry, append_entry
@@ -134,17 +134,19 @@ class Ledger:
         """Sign the root over everything committed so far; None when the ledger is empty.
 
         The frontier is extended with the entries appended since the last call (by any process),
-        checking each link on the way: a broken chain is never signed.
+        checking each link on the way: a broken chain is never signed. Signing runs under the
+        store's ``checkpoint`` lock, so of several servers over one database one signs at a
+        time, each over the whole chain it can see once the lock is its own.
         """
         async with self._signing:
-            return await self._checkpoint()
+            return await self.store.locked("checkpoint", lambda tx: self._sign(tx, force=True))
 
-    async def _checkpoint(self) -> Checkpoint | None:
+    def _sign(self, tx: Tx, *, force: bool) -> Checkpoint | None:
+        """Extend the frontier and sign (in the store's lock, on its thread). Unless `force`,
+        sign only if still due once the checkpoints other servers signed are counted."""
         start = self._frontier.size
-        rows = await self.store.read(
-            lambda tx: tx.all(
-                "SELECT seq, prev, leaf_hash FROM ledger WHERE seq >= ? ORDER BY seq", (start,)
-            )
+        rows = tx.all(
+            "SELECT seq, prev, leaf_hash FROM ledger WHERE seq >= ? ORDER BY seq", (start,)
         )
         for seq, prev, leaf in rows:
             if seq != self._frontier.size or prev != self._last_prev:
@@ -153,6 +155,12 @@ class Ledger:
             self._last_prev = leaf
         size = self._frontier.size
         self.observe(size - 1)
+        newest = max((s for s, _ in checkpoint.list_checkpoints(self.checkpoints_dir)), default=0)
+        if newest > self._signed_size:  # another process signed since: that counts as ours
+            self._signed_size = newest
+            self._signed_at = self.clock.now()
+        if not force and not self.checkpoint_due():
+            return None
         self._signed_at = self.clock.now()
         if size == 0:
             return None
@@ -171,4 +179,8 @@ class Ledger:
         return pending > 0 and elapsed >= self.policy.interval_s
 
     async def maybe_checkpoint(self) -> Checkpoint | None:
-        return await self.checkpoint() if self.checkpoint_due() else None
+        """Sign when the policy asks for it (and still asks once the lock is ours)."""
+        if not self.checkpoint_due():
+            return None
+        async with self._signing:
+            return await self.store.locked("checkpoint", lambda tx: self._sign(tx, force=False))
