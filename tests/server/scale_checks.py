@@ -21,7 +21,7 @@ from enforcer.store import open_snapshot
 Key = tuple[str, str]  # (task, phase)
 
 
-def read_entries(state: Path, url: str) -> list[LedgerEntry]:
+def read_entries(state: Path, url: str | None) -> list[LedgerEntry]:
     with open_snapshot(state / "phasegate.db", url) as snap:
         rows = snap.stream("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
         return [LedgerEntry.from_row(*r) for r in rows]
