@@ -40,12 +40,15 @@ def token_of(name: str) -> str:
     return f"token-{name}-0123456789"
 
 
-def scale_toml(agents: list[str], *, ttl_s: int, gates: bool = True) -> str:
+def scale_toml(
+    agents: list[str], *, ttl_s: int, gates: dict[Phase, list[str]] | None = None
+) -> str:
     """Every agent an operator with its own token; telemetry off (it is measured elsewhere);
-    each phase's gate needs one non-empty `notes.md` (no verify_run: no test suite runs)."""
+    each phase's gate needs what `gates` says, by default one non-empty `notes.md` (no
+    verify_run: no test suite runs)."""
     lines = [f"[leases]\nttl_s = {ttl_s}\n", "[telemetry]\nenabled = false\n"]
     for phase in LIVE:
-        arts = json.dumps([NOTES] if gates else [])
+        arts = json.dumps([NOTES] if gates is None else gates.get(phase, []))
         lines.append(f"[gates.{phase.value}]\nartifacts = {arts}\nrequire_server_results = false\n")
     for name in agents:
         digest = hashlib.sha256(token_of(name).encode()).hexdigest()
@@ -74,8 +77,9 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def http_servers(state: Path, url: str, count: int, log_dir: Path) -> Iterator[Fleet]:
-    """`count` HTTP servers on loopback over `url`, sharing `state`; stopped at the end."""
+def http_servers(state: Path, url: str | None, count: int, log_dir: Path) -> Iterator[Fleet]:
+    """`count` HTTP servers on loopback over `url` (None: SQLite in `state`), sharing `state`;
+    stopped at the end."""
     procs: list[subprocess.Popen[bytes]] = []
     ports = [free_port() for _ in range(count)]
     logs = [log_dir / f"server-{i}.log" for i in range(count)]
@@ -83,8 +87,8 @@ def http_servers(state: Path, url: str, count: int, log_dir: Path) -> Iterator[F
         for port, log in zip(ports, logs, strict=True):
             with log.open("ab") as out:
                 argv = [sys.executable, "-m", "server.cli", "serve", "--http"]
-                argv += ["--host", "127.0.0.1", "--port", str(port), "--store", url]
-                argv += ["--state-dir", str(state)]
+                argv += ["--host", "127.0.0.1", "--port", str(port), "--state-dir", str(state)]
+                argv += [] if url is None else ["--store", url]
                 procs.append(
                     subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=out, env=dict(os.environ))
                 )
