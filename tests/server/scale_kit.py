@@ -120,6 +120,16 @@ async def agent_session(url: str, name: str) -> AsyncIterator[ClientSession]:
         yield session
 
 
+@dataclass
+class Deadline:
+    """When agents stop (time.monotonic()); the run may move it while they work."""
+
+    at: float
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
 class ServerGone(Exception):
     """The agent's server stopped answering (killed)."""
 
@@ -165,7 +175,7 @@ class Agent:
         self.acks.append(Ack(tool, args, result.structured_content, time.monotonic()))
         return result.structured_content, ""
 
-    async def work(self, tasks: list[str], deadline: float, pace: float = 0.01) -> None:
+    async def work(self, tasks: list[str], deadline: Deadline, pace: float = 0.01) -> None:
         """Drive each task toward DONE with the others on it: take the lease when it is free,
         record the notes, advance; when told to, release after each move (another agent then
         takes the task), and present the released token once (a stale write, to be refused)."""
@@ -174,7 +184,7 @@ class Agent:
         rng = random.Random(self.name)
         for task in tasks:
             await self.call("task_start", {"title": f"scale {task}", "task": task})
-            while time.monotonic() < deadline:
+            while not deadline.passed():
                 status, _ = await self.call("task_status", {"task": task})
                 if status is None or status["phase"] == "DONE":
                     break
@@ -200,11 +210,11 @@ class Agent:
                 released = moved["lease"]["fencing_token"]
                 await self.call("lease_release", {"task": task})
                 await self.call("evidence_put", {**note, "fencing_token": released})
-            if time.monotonic() >= deadline:
+            if deadline.passed():
                 return
 
 
-async def run_agent(agent: Agent, tasks: list[str], deadline: float) -> None:
+async def run_agent(agent: Agent, tasks: list[str], deadline: Deadline) -> None:
     """`agent.work` in its own session. A server that goes away ends the agent (noted in
     `lost_at`), and whatever the session's teardown then raises about the lost connection."""
     try:
