@@ -58,7 +58,7 @@ T = TypeVar("T")
 
 # A batch holds the chain lock, which every server waits for: keep it short.
 MAX_BATCH = 64
-READERS = 4
+READERS = 6
 
 
 class PostgresStore:

@@ -255,6 +255,34 @@ async def test_a_freeze_set_through_one_server_refuses_writes_through_another(
         assert (await two.evidence_put(ALICE, "T1", *VALID[Phase.STRATEGIZE])).valid
 
 
+async def test_writes_racing_a_freeze_set_through_another_server_never_land_after_it(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with servers(tmp_path, store_url, 2, ManualClock(START)) as (one, two):
+        await two.task_start(ALICE, "race", "T1")
+        landed = 0
+
+        async def writer(w: int) -> str:
+            nonlocal landed
+            for i in range(2000):  # bounded: the freeze comes long before
+                try:
+                    await two.evidence_put(ALICE, "T1", f"w{w}-{i}.md", f"- {i}\n")
+                except PhasegateError as e:
+                    return e.code
+                landed += 1
+            return "never refused"
+
+        writers = [asyncio.ensure_future(writer(w)) for w in range(4)]
+        while landed < 8 and not any(w.done() for w in writers):  # the writers are under way
+            await asyncio.sleep(0)
+        frozen = await one.set_control(ROOT, "freeze", True, "race")
+        codes = await asyncio.gather(*writers)
+        log = await entries(one)
+    assert codes == ["FROZEN"] * 4
+    after = [x.type for x in log if x.seq > frozen["freeze"]["seq"]]
+    assert "evidence.recorded" not in after, after
+
+
 async def test_a_status_cached_by_one_server_follows_a_change_made_through_another(
     tmp_path: Path, store_url: str | None
 ) -> None:
