@@ -116,6 +116,7 @@ class PostgresStore:
             return conn, schema
 
         pool: ConnectionPool | None = None
+        writer: psycopg.Connection[Any] | None = None
         try:
             writer, schema = await loop.run_in_executor(write_thread, _translated(prepare))
             pool = ConnectionPool(
@@ -131,11 +132,14 @@ class PostgresStore:
         except BaseException as e:
             if pool is not None:
                 pool.close()
+            if writer is not None:
+                writer.close()
             write_thread.shutdown(wait=False)
             read_threads.shutdown(wait=False)
             if isinstance(e, PoolTimeout):
                 raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {e}") from e
             raise
+        assert writer is not None  # set, or the except above raised
         return cls(url, writer, pool, schema, durability, write_thread, read_threads)
 
     # ---------------------------------------------------------------- writes

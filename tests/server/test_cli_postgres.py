@@ -45,6 +45,9 @@ def test_status_freeze_and_verify_act_on_the_shared_database(pg_state: Path, pg_
     assert asyncio.run(write()) == "FROZEN"
     assert "OK" in cli("ledger", "verify", *where).stdout
     assert cli("verify", *where, "--json", check=False).returncode == 0
+    out = pg_state.parent / "export"
+    cli("export", "--out", str(out), *where)
+    assert cli("export", "verify", str(out), check=False).returncode == 0
 
 
 def test_the_url_in_phasegate_toml_serves_as_store(pg_state: Path, pg_url: str) -> None:
