@@ -22,7 +22,7 @@ import psycopg
 
 from ..errors import StoreError
 from .migrations import MigrationLike, statements
-from .protocol import Row, Tx
+from .protocol import CHAIN_APPEND_SQL, CHAIN_HEAD_SQL, Row, Tx
 
 __all__ = ["PgTx", "connect", "lock_key", "migrate_postgres", "redact", "translate"]
 
@@ -65,19 +65,32 @@ def translate(sql: str) -> str:
     return result
 
 
+UNKNOWN: Any = object()  # the chain head is not known: read it
+
+
 class PgTx:
-    """A `Tx` over one psycopg connection (inside a transaction the store opened)."""
+    """A `Tx` over one psycopg connection (inside a transaction the store opened).
 
-    __slots__ = ("_cur",)
+    `head` is the chain head as this transaction knows it — read with the chain lock, then
+    moved by each append — or UNKNOWN; the ledger's head read is answered from it."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    __slots__ = ("_cur", "head")
+
+    def __init__(self, conn: psycopg.Connection[Any], head: Any = UNKNOWN) -> None:
         self._cur = conn.cursor()
+        self.head = head
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cur.execute(translate(sql), params)
+        if sql == CHAIN_APPEND_SQL:
+            self.head = (params[0], params[2])
+        elif self.head is not UNKNOWN and _touches_ledger(sql):
+            self.head = UNKNOWN
         return int(self._cur.rowcount)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        if sql == CHAIN_HEAD_SQL and self.head is not UNKNOWN:
+            return self.head  # type: ignore[no-any-return]
         self._cur.execute(translate(sql), params)
         row = self._cur.fetchone()
         return None if row is None else tuple(row)
@@ -85,6 +98,12 @@ class PgTx:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cur.execute(translate(sql), params)
         return [tuple(r) for r in self._cur.fetchall()]
+
+
+def _touches_ledger(sql: str) -> bool:
+    """A statement other than the ledger's own append that may change the ledger."""
+    head = sql.lstrip()[:6].upper()
+    return head in ("INSERT", "UPDATE", "DELETE") and "ledger" in sql
 
 
 def redact(url: str) -> str:
@@ -168,17 +187,21 @@ def commit_batch(
     committed before it, and nothing commits in between: writes are serialised across servers
     as SQLite serialises them across processes (BEGIN IMMEDIATE)."""
     alone = len(units) == 1
-    # One round trip: the literal key is ours (an int), the rest fixed text.
-    conn.execute(
-        f"BEGIN; SELECT pg_advisory_xact_lock({int(chain_lock)})"
-        + ("" if alone else "; SAVEPOINT unit")
-    )
+    # One round trip: BEGIN, the lock, (the first savepoint,) and the chain head read under the
+    # lock. The literal key is ours (an int); the rest is fixed text.
+    statements = ["BEGIN", f"SELECT pg_advisory_xact_lock({int(chain_lock)})"]
+    statements += [] if alone else ["SAVEPOINT unit"]
     outcomes: list[tuple[bool, Any]] = []
-    tx = PgTx(conn)
     try:
+        cur = conn.execute("; ".join([*statements, CHAIN_HEAD_SQL]))
+        for _ in statements:
+            cur.nextset()
+        head = cur.fetchone()
+        tx = PgTx(conn, None if head is None else tuple(head))
         for index, unit in enumerate(units):
             if index and not alone:
                 conn.execute("RELEASE SAVEPOINT unit; SAVEPOINT unit")
+            before = tx.head
             try:
                 outcomes.append((True, unit(tx)))
             except Exception as e:
@@ -186,6 +209,7 @@ def commit_batch(
                     conn.execute("ROLLBACK")
                     return [(False, wrap(e))]
                 conn.execute("ROLLBACK TO SAVEPOINT unit")
+                tx.head = before  # the unit's appends are undone with it
                 outcomes.append((False, wrap(e)))
         conn.execute("COMMIT")
     except BaseException:

@@ -16,10 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Row", "Store", "Tx"]
+__all__ = ["CHAIN_APPEND_SQL", "CHAIN_HEAD_SQL", "Row", "Store", "Tx"]
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+# The ledger's read of its chain head and its append, as `ledger.entries` writes them. A store
+# may answer the first itself from the second: PostgreSQL reads the head with its chain lock, in
+# the same round trip, and follows the appends of the transaction from there.
+CHAIN_HEAD_SQL = "SELECT seq, leaf_hash FROM ledger ORDER BY seq DESC LIMIT 1"
+CHAIN_APPEND_SQL = (
+    "INSERT INTO ledger (seq, prev, leaf_hash, entry, ts, type, task, trace_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class Tx(Protocol):

@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from enforcer.errors import StoreError
+from enforcer.errors import InvalidArgumentError, StoreError
+from enforcer.ledger.entries import append_entry
 from enforcer.runtime import MIGRATIONS
 from enforcer.store import Migration, Tx
 from enforcer.store.migrations import statements
@@ -148,3 +149,35 @@ def test_an_unreachable_server_is_a_store_error_naming_no_password(tmp_path: Pat
     with pytest.raises(StoreError) as caught:
         asyncio.run(open_it())
     assert "s3cret" not in caught.value.message
+
+
+async def test_appends_batched_in_one_transaction_follow_the_head_past_a_failed_unit(
+    pg_url: str,
+) -> None:
+    """The store reads the chain head with its lock and follows the batch's appends; a unit
+    rolled back to its savepoint takes its append with it, and the next one links to the last
+    that stayed."""
+    store = await PostgresStore.open(pg_url, migrations=MIGRATIONS)
+    ts = "2026-01-01T00:00:00.000000Z"
+
+    def ok(tx: Tx) -> int:
+        return append_entry(tx, ts=ts, actor="a", type="test.kept").seq
+
+    def bad(tx: Tx) -> int:
+        append_entry(tx, ts=ts, actor="a", type="test.undone")
+        raise InvalidArgumentError("refused after its append")
+
+    try:
+        for _ in range(2):
+            outcomes = await asyncio.gather(
+                store.write(ok), store.write(bad), store.write(ok), return_exceptions=True
+            )
+            assert [type(o) for o in outcomes] == [int, InvalidArgumentError, int]
+        assert store.commits == 2  # each round was one transaction
+        rows = await store.read(
+            lambda tx: tx.all("SELECT seq, prev, leaf_hash, type FROM ledger ORDER BY seq")
+        )
+        assert [r[0] for r in rows] == [0, 1, 2, 3] and {r[3] for r in rows} == {"test.kept"}
+        assert all(b[1] == a[2] for a, b in zip(rows, rows[1:], strict=False))
+    finally:
+        await store.close()
