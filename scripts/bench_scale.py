@@ -244,6 +244,17 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+def _gauge() -> str:
+    """The host's speed now: the median time of sum(range(10**6)) over 15 tries (about 14 ms
+    on this machine class when it is quiet), as bench_server.py prints it."""
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        sum(range(10**6))
+        times.append(time.perf_counter() - t0)
+    return f"CPU gauge {statistics.median(times) * 1e3:.1f} ms"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         asyncio.run(worker(args.worker, args.pg_url, args.agents, args.seconds, args.offset))
         return 0
-    print(f"python {platform.python_version()}, {os.cpu_count()} cpus, {_load()}")
+    print(f"python {platform.python_version()}, {os.cpu_count()} cpus, {_load()}, {_gauge()}")
     if args.pg_url:
         return run(args, args.pg_url)
     with running_cluster(tcp=True) as cluster:
@@ -295,7 +306,7 @@ def run(args: argparse.Namespace, server_url: str) -> int:
                 print(
                     f"  {kind:<9}{where:<22} p50 {med(g[0] for g in got):6.3f}"
                     f"  p99 {med(g[1] for g in got):6.3f}"
-                    f"  (p50 runs {', '.join(f'{g[0]:.3f}' for g in got)})"
+                    f"  (p50 runs {', '.join(f'{g[0]:.3f}' for g in got)})  {_gauge()}"
                 )
         print(f"\nsustained transitions/s, 32 agents, {args.seconds:g} s windows, median (runs)")
         plan = [("postgres", n) for n in counts] + [("sqlite", 1)]
@@ -318,7 +329,7 @@ def run(args: argparse.Namespace, server_url: str) -> int:
                 unit = "servers" if where == "over HTTP" else "processes"
                 print(
                     f"  {kind:<9}{n} {unit:<10} {where:<11} {med(got):8,.0f}"
-                    f"  ({', '.join(f'{g:,.0f}' for g in got)})  {_load()}"
+                    f"  ({', '.join(f'{g:,.0f}' for g in got)})  {_load()}, {_gauge()}"
                 )
     return 0
 
