@@ -141,7 +141,7 @@ def append_entry(
     leaf = merkle.leaf_hash(raw).hex()
     task = parts["subject"].get("task")
     trace = parts["refs"].get("trace_id")
-    tx.execute(
+    tx.run(
         CHAIN_APPEND_SQL,
         (
             seq,

@@ -114,13 +114,16 @@ COUNTERS: dict[str, tuple[str, ...]] = {
 
 
 def _bump(tx: Tx, name: str) -> None:
-    if not tx.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,)):
-        tx.execute("INSERT INTO counters (name, value) VALUES (?, 1)", (name,))
+    tx.run(
+        "INSERT INTO counters (name, value) VALUES (?, 1)"
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+        (name,),
+    )
 
 
 def _task_started(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO tasks (task, title, phase, epoch, created_at, created_by)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (s["task"], d["title"], d["to"], d["epoch"], e.ts, e.actor),
@@ -131,7 +134,7 @@ def _phase_moved(tx: Tx, e: LedgerEntry) -> None:
     """A move also hands the mover's lease from the old phase to the new one."""
     d = e.fields["data"]
     task = e.fields["subject"]["task"]
-    tx.execute("UPDATE tasks SET phase = ?, epoch = ? WHERE task = ?", (d["to"], d["epoch"], task))
+    tx.run("UPDATE tasks SET phase = ?, epoch = ? WHERE task = ?", (d["to"], d["epoch"], task))
     if d.get("released_token") is not None:
         _clear_lease(tx, task, d["from"], d["released_token"])
     if d.get("lease") is not None:
@@ -140,7 +143,7 @@ def _phase_moved(tx: Tx, e: LedgerEntry) -> None:
 
 def _evidence(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO evidence (task, phase, name, epoch, sha256, size, producer,"
         " subject_sha256, valid, problems, seq, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (task, phase, name) DO UPDATE SET epoch = excluded.epoch,"
@@ -170,7 +173,7 @@ def _lease_acquired(tx: Tx, e: LedgerEntry) -> None:
 
 
 def _upsert_lease(tx: Tx, task: str, phase: str, d: dict[str, Any]) -> None:
-    tx.execute(
+    tx.run(
         "INSERT INTO leases (task, phase, actor, instance, pid, host, lease_id, token,"
         " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (task, phase) DO UPDATE SET actor = excluded.actor,"
@@ -193,7 +196,7 @@ def _upsert_lease(tx: Tx, task: str, phase: str, d: dict[str, Any]) -> None:
 
 def _lease_renewed(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "UPDATE leases SET expires_at = ? WHERE task = ? AND phase = ? AND token = ?",
         (d["expires_at"], s["task"], s["phase"], d["token"]),
     )
@@ -205,7 +208,7 @@ def _lease_ended(tx: Tx, e: LedgerEntry) -> None:
 
 
 def _clear_lease(tx: Tx, task: str, phase: str, token: int) -> None:
-    tx.execute(
+    tx.run(
         "UPDATE leases SET actor = NULL, instance = NULL, pid = NULL, host = NULL,"
         " lease_id = NULL, expires_at = NULL WHERE task = ? AND phase = ? AND token = ?",
         (task, phase, token),
@@ -214,7 +217,7 @@ def _clear_lease(tx: Tx, task: str, phase: str, token: int) -> None:
 
 def _baseline(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO baselines (task, phase, version, sha256, actor, reason, seq)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (s["task"], s["phase"], d["version"], d["sha256"], e.actor, d.get("reason", ""), e.seq),
@@ -230,7 +233,7 @@ def _drift(tx: Tx, e: LedgerEntry) -> None:
 def _attested(
     tx: Tx, task: str, phase: str, sha: str, *, drift: bool, severity: str | None, seq: int
 ) -> None:
-    tx.execute(
+    tx.run(
         "INSERT INTO attestations (task, phase, last_sha256, drift, severity, seq)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, phase) DO UPDATE SET"
         " last_sha256 = excluded.last_sha256, drift = excluded.drift,"
@@ -241,7 +244,7 @@ def _attested(
 
 def _control(tx: Tx, e: LedgerEntry) -> None:
     d = e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO controls (name, active, reason, actor, ts, seq) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET active = excluded.active, reason = excluded.reason,"
         " actor = excluded.actor, ts = excluded.ts, seq = excluded.seq",

@@ -13,6 +13,7 @@ rather than differently in production.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -72,20 +73,38 @@ class PgTx:
     """A `Tx` over one psycopg connection (inside a transaction the store opened).
 
     `head` is the chain head as this transaction knows it — read with the chain lock, then
-    moved by each append — or UNKNOWN; the ledger's head read is answered from it."""
+    moved by each append — or UNKNOWN; the ledger's head read is answered from it. With a
+    `pipeline` (the writer's), `run` only queues its statement: the next statement that needs
+    a result, or `flush`, sends them all in one round trip."""
 
-    __slots__ = ("_cur", "head")
+    __slots__ = ("_cur", "_pipeline", "head", "queued")
 
-    def __init__(self, conn: psycopg.Connection[Any], head: Any = UNKNOWN) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        head: Any = UNKNOWN,
+        pipeline: psycopg.Pipeline | None = None,
+    ) -> None:
         self._cur = conn.cursor()
+        self._pipeline = pipeline
         self.head = head
+        self.queued = False  # statements sent whose outcome is not known yet
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self._cur.execute(translate(sql), params)
+    def _track(self, sql: str, params: Sequence[Any]) -> None:
         if sql == CHAIN_APPEND_SQL:
             self.head = (params[0], params[2])
         elif self.head is not UNKNOWN and _touches_ledger(sql):
             self.head = UNKNOWN
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(translate(sql), params)
+        self.queued = self._pipeline is not None
+        self._track(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(translate(sql), params)
+        self.flush()
+        self._track(sql, params)
         return int(self._cur.rowcount)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
@@ -93,11 +112,20 @@ class PgTx:
             return self.head  # type: ignore[no-any-return]
         self._cur.execute(translate(sql), params)
         row = self._cur.fetchone()
+        self.queued = False
         return None if row is None else tuple(row)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cur.execute(translate(sql), params)
-        return [tuple(r) for r in self._cur.fetchall()]
+        rows = [tuple(r) for r in self._cur.fetchall()]
+        self.queued = False
+        return rows
+
+    def flush(self) -> None:
+        """Wait for every statement sent so far; raises the first one's error."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        self.queued = False
 
 
 def _touches_ledger(sql: str) -> bool:
@@ -185,7 +213,9 @@ def commit_batch(
 
     The lock comes before the first read, so every read of every unit sees all that any server
     committed before it, and nothing commits in between: writes are serialised across servers
-    as SQLite serialises them across processes (BEGIN IMMEDIATE)."""
+    as SQLite serialises them across processes (BEGIN IMMEDIATE). The units run in pipeline
+    mode: statements whose outcome they do not read (`Tx.run`: the ledger append, the
+    projection's writes, savepoints) travel with the next one that needs an answer."""
     alone = len(units) == 1
     # One round trip: BEGIN, the lock, (the first savepoint,) and the chain head read under the
     # lock. The literal key is ours (an int); the rest is fixed text.
@@ -197,26 +227,48 @@ def commit_batch(
         for _ in statements:
             cur.nextset()
         head = cur.fetchone()
-        tx = PgTx(conn, None if head is None else tuple(head))
-        for index, unit in enumerate(units):
-            if index and not alone:
-                conn.execute("RELEASE SAVEPOINT unit; SAVEPOINT unit")
-            before = tx.head
-            try:
-                outcomes.append((True, unit(tx)))
-            except Exception as e:
-                if alone:
-                    conn.execute("ROLLBACK")
-                    return [(False, wrap(e))]
-                conn.execute("ROLLBACK TO SAVEPOINT unit")
-                tx.head = before  # the unit's appends are undone with it
-                outcomes.append((False, wrap(e)))
-        conn.execute("COMMIT")
+        with conn.pipeline() as pipeline:
+            tx = PgTx(conn, None if head is None else tuple(head), pipeline)
+            for index, unit in enumerate(units):
+                if index:
+                    tx.run("RELEASE SAVEPOINT unit")
+                    tx.run("SAVEPOINT unit")
+                before = tx.head
+                try:
+                    value = unit(tx)
+                    if not alone and tx.queued:
+                        tx.flush()  # its statements' errors are its own, not the next unit's
+                    outcomes.append((True, value))
+                except Exception as e:
+                    if alone:
+                        raise
+                    _settle(pipeline)
+                    tx.run("ROLLBACK TO SAVEPOINT unit")
+                    tx.head = before  # the unit's appends are undone with it
+                    outcomes.append((False, wrap(e)))
+            tx.run("COMMIT")  # sent with whatever is queued when the pipeline closes
+    except Exception as e:
+        _roll_back(conn)
+        if alone and not isinstance(e, psycopg.OperationalError):
+            return [(False, wrap(e))]  # the unit's own refusal or error: nothing committed
+        raise
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                conn.close()
+        _roll_back(conn)
         raise
     return outcomes
+
+
+def _settle(pipeline: psycopg.Pipeline) -> None:
+    """Let a pipeline that a failed statement aborted take statements again (the error was
+    raised already, to the unit that sent it)."""
+    with contextlib.suppress(psycopg.Error):
+        pipeline.sync()
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        conn.close()  # the writer reconnects before its next batch

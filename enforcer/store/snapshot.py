@@ -43,6 +43,12 @@ class _Checked:
         except self._errors as e:
             raise StoreError(f"cannot read the database: {e}") from e
 
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        try:
+            self._tx.run(sql, params)
+        except self._errors as e:
+            raise StoreError(f"cannot read the database: {e}") from e
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         try:
             return self._tx.one(sql, params)

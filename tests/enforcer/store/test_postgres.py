@@ -181,3 +181,32 @@ async def test_appends_batched_in_one_transaction_follow_the_head_past_a_failed_
         assert all(b[1] == a[2] for a, b in zip(rows, rows[1:], strict=False))
     finally:
         await store.close()
+
+
+async def test_a_pipelined_statement_that_fails_fails_its_own_unit_only(pg_url: str) -> None:
+    """`Tx.run` statements travel with the next one; a failing one still fails the unit that
+    sent it — alone or in a batch — and nothing of that unit commits."""
+    store = await PostgresStore.open(pg_url, migrations=MIGRATIONS)
+    ts = "2026-01-01T00:00:00.000000Z"
+
+    def kept(tx: Tx) -> int:
+        return append_entry(tx, ts=ts, actor="a", type="test.kept").seq
+
+    def clash(tx: Tx) -> str:
+        append_entry(tx, ts=ts, actor="a", type="test.undone")
+        tx.run("INSERT INTO counters (name, value) VALUES ('c', 1)")
+        tx.run("INSERT INTO counters (name, value) VALUES ('c', 1)")  # a duplicate key
+        return "answered, though its write failed"
+
+    try:
+        with pytest.raises(StoreError):
+            await store.write(clash)  # alone: the error surfaces when it commits
+        outcomes = await asyncio.gather(
+            store.write(kept), store.write(clash), store.write(kept), return_exceptions=True
+        )
+        assert [type(o) for o in outcomes] == [int, StoreError, int]
+        rows = await store.read(lambda tx: tx.all("SELECT seq, type FROM ledger ORDER BY seq"))
+        assert rows == [(0, "test.kept"), (1, "test.kept")]
+        assert await store.peek_one("SELECT count(*) FROM counters") == (0,)
+    finally:
+        await store.close()
