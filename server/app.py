@@ -72,6 +72,7 @@ class ServeOptions:
     actor: str | None = None
     clock: Clock | None = None
     http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
+    store_url: str | None = None  # PostgreSQL; None: [store] url, else SQLite in state_dir
     instance: str = field(default_factory=lambda: f"{HOST}-{os.getpid()}")
 
 
@@ -193,7 +194,9 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
+        async with open_runtime(
+            options.state_dir, config=config, clock=options.clock, store_url=options.store_url
+        ) as rt:
             # Before serving: compare the ledger with the newest signed checkpoint (a fault is
             # logged in one line and refuses every write; reads go on), and sign what a
             # previous process left unsigned.

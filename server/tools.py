@@ -119,7 +119,8 @@ async def ledger_verify(ctx: CallContext, a: NoArgs) -> dict[str, Any]:
     with contextlib.suppress(WritesRefusedError):  # refused writes: verify what is there
         await ctx.enforcer.ledger.checkpoint()  # verify up to now, against a fresh signed root
     try:
-        report = await asyncio.to_thread(verify_state, ctx.enforcer.rt.paths.root)
+        rt = ctx.enforcer.rt
+        report = await asyncio.to_thread(verify_state, rt.paths.root, rt.store_url)
     except LedgerFaultError as e:
         return {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message}
     return report.as_dict()

@@ -140,10 +140,11 @@ class Ledger:
         """Sign the root over everything committed so far; None when the ledger is empty.
 
         Checks first (`check`): a ledger that does not extend what was signed is never signed
-        again; that raises WritesRefusedError, and so does every write from then on."""
+        again; that raises WritesRefusedError, and so does every write from then on. Signing
+        runs under the store's ``checkpoint`` lock, so of several servers over one database one
+        signs at a time, each over the whole chain it can see once the lock is its own."""
         async with self._signing:
-            await self._check()
-            return self._sign()
+            return await self.store.locked("checkpoint", lambda tx: self._sign_in(tx, True))
 
     async def check(self) -> None:
         """Compare the ledger's head with the newest signed checkpoint, without signing.
@@ -155,7 +156,7 @@ class Ledger:
         writes are refused from then on (`writable`), and WritesRefusedError is raised; reads and
         the offline verifier go on working."""
         async with self._signing:
-            await self._check()
+            await self.store.read(self._check)
 
     async def writable(self) -> None:
         """Return when writes may go on; raise WritesRefusedError once the ledger failed its
@@ -166,13 +167,14 @@ class Ledger:
         if self.refusal is not None:
             raise self.refusal
 
-    async def _check(self) -> None:
+    def _check(self, tx: Tx) -> None:
+        """The check of `check`, inside one read of the store (on its thread)."""
         if self.refusal is not None:
             raise self.refusal
         newest = self._newest_signed()
         tip = self._frontier.size - 1  # re-read: it must still be the entry we hashed last
         while True:
-            rows = await self.store.read(_rows_from(tip if tip >= 0 else self._frontier.size))
+            rows = _rows_from(tip if tip >= 0 else self._frontier.size)(tx)
             fetched = len(rows)
             if tip >= 0:
                 if not rows or rows[0][0] != tip:
@@ -245,6 +247,18 @@ class Ledger:
         )
         raise self.refusal
 
+    def _sign_in(self, tx: Tx, force: bool) -> Checkpoint | None:
+        """Check, then sign (in the store's lock, on its thread). Unless `force`, sign only if
+        still due once the checkpoints other servers signed meanwhile are counted."""
+        self._check(tx)
+        newest = checkpoint.newest_size(self.checkpoints_dir) or 0
+        if newest > self._signed_size:  # another process signed since: that counts as ours
+            self._signed_size = newest
+            self._signed_at = self.clock.now()
+        if not force and not self.checkpoint_due():
+            return None
+        return self._sign()
+
     def _sign(self) -> Checkpoint | None:
         size = self._frontier.size
         self._signed_at = self.clock.now()
@@ -266,7 +280,11 @@ class Ledger:
         return pending > 0 and elapsed >= self.policy.interval_s
 
     async def maybe_checkpoint(self) -> Checkpoint | None:
-        return await self.checkpoint() if self.checkpoint_due() else None
+        """Sign when the policy asks for it (and still asks once the lock is ours)."""
+        if not self.checkpoint_due():
+            return None
+        async with self._signing:
+            return await self.store.locked("checkpoint", lambda tx: self._sign_in(tx, False))
 
 
 def _rows_from(first: int) -> Callable[[Tx], list[Row]]:

@@ -6,20 +6,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..ledger import projection
 from ..ledger.entries import LedgerEntry
 from ..ledger.ops import Record
 from ..model import Caller
-from ..store import Tx
+from ..store import MigrationLike, Tx
 from .work import Work
 
 __all__ = ["Audit"]
 
 
 class Audit:
-    def __init__(self, work: Work, migrations: list[str]) -> None:
+    def __init__(self, work: Work, migrations: Sequence[MigrationLike]) -> None:
         self.work = work
         self.migrations = migrations
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from ..errors import PhasegateError, StorageFullError, StoreError
-from .migrations import MIGRATIONS, migrate
+from .migrations import MIGRATIONS, MigrationLike, migrate
 from .protocol import Row, Tx
 from .sqlite_tx import (
     Durability,
@@ -120,7 +120,7 @@ class SqliteStore:
         *,
         durability: Durability = "FULL",
         busy_timeout_ms: int = 10_000,
-        migrations: Sequence[str] | None = None,
+        migrations: Sequence[MigrationLike] | None = None,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at `path`."""
         try:
@@ -368,6 +368,18 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise store_error(e) from e
         return None if row is None else tuple(row)
+
+    async def data_version(self) -> object:
+        """SQLite's ``data_version`` on the read connection: it changes whenever another
+        connection — this process's writer, or another process — commits."""
+        row = await self.peek_one("PRAGMA data_version")
+        return None if row is None else row[0]
+
+    async def locked(self, name: str, fn: Callable[[Tx], T]) -> T:
+        """A read snapshot. SQLite serves one machine, and its processes sign checkpoints each
+        on their own, as they always have: a signature is deterministic and a checkpoint file
+        is written atomically, so two processes signing one size write the same bytes."""
+        return await self.read(fn)
 
     async def close(self) -> None:
         try:

@@ -32,6 +32,9 @@ class SqliteTx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
 
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, params)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         row = self._conn.execute(sql, params).fetchone()
         return None if row is None else tuple(row)

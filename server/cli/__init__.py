@@ -1,9 +1,9 @@
 """The `phasegate` command: the server entry point and the supervisor's commands.
 
-Options that every command takes (--state-dir, --config, --json, --actor) may stand before the
-command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable input (no state
-in that directory, a bad argument, an unreadable file). No input prints a traceback: errors are
-one line (and a hint), or the JSON error body with --json.
+Options that every command takes (--state-dir, --config, --json, --actor, --store) may stand
+before the command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable
+input (no state in that directory, a bad argument, an unreadable file). No input prints a
+traceback: errors are one line (and a hint), or the JSON error body with --json.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ _COMMON = (
     ("--config", {"type": Path, "help": "phasegate.toml to use"}),
     ("--json", {"action": "store_true", "help": "machine-readable output"}),
     ("--actor", {"help": "who you are (default: $USER)"}),
+    (
+        "--store",
+        {
+            "metavar": "URL",
+            "help": "PostgreSQL URL shared by several servers (default: [store] url, else SQLite"
+            " in the state directory)",
+        },
+    ),
 )
 
 

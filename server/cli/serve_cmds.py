@@ -45,7 +45,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREADABLE
     server = build_server(
-        ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
+        ServeOptions(
+            state_dir=args.state_dir,
+            config=config,
+            actor=args.actor,
+            http=http,
+            store_url=args.store or config.store.url,
+        )
     )
     telemetry = _telemetry(args, config, server.version)
     # SIGTERM ends the server like Ctrl-C: the lifespan closes (final checkpoint) and
