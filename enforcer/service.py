@@ -76,6 +76,10 @@ class Enforcer:
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:
         return await self.tasks.all(phase)
 
+    async def task_board(self) -> list[dict[str, Any]]:
+        """Every task with holder, lease expiry, drift and last activity (for the board)."""
+        return await self.tasks.board()
+
     async def phase_advance(
         self, caller: Caller, task: str, to: str | None = None, token: int | None = None
     ) -> StatusReport:

@@ -72,6 +72,9 @@ class ServeOptions:
     clock: Clock | None = None
     http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
     instance: str = field(default_factory=lambda: f"{HOST}-{os.getpid()}")
+    # The state while the server runs (one item, from the lifespan): the web page served in
+    # the same process reads the same enforcer through it.
+    running: list[AppState] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -178,9 +181,12 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
+            state = AppState(enforcer, router, config, options)
+            options.running.append(state)
             try:
-                yield AppState(enforcer, router, config, options)
+                yield state
             finally:
+                options.running.remove(state)
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker

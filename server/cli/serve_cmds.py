@@ -44,9 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREADABLE
-    server = build_server(
-        ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
+    server_options = ServeOptions(
+        state_dir=args.state_dir, config=config, actor=args.actor, http=http
     )
+    server = build_server(server_options)
     telemetry = _telemetry(args, config, server.version)
     # SIGTERM ends the server like Ctrl-C: the lifespan closes (final checkpoint) and
     # telemetry is flushed.
@@ -58,8 +59,11 @@ def _serve(args: argparse.Namespace) -> int:
             run_stdio(server)
         else:
             from ..http import run_http
+            from ..web import web_app
 
-            run_http(server, config, http[0], http[1])
+            options = server_options
+            page = web_app(lambda: options.running[0].enforcer if options.running else None)
+            run_http(server, config, http[0], http[1], web=page)
     except KeyboardInterrupt:
         pass
     finally:
