@@ -33,7 +33,15 @@ def _new_file(git_header: str | None = None) -> dict[str, Any]:
     path = ""
     if git_header is not None:  # "diff --git a/x b/x": the b side, until ---/+++ say better
         path = git_header.rsplit(" b/", 1)[-1] if " b/" in git_header else git_header[11:]
-    return {"path": path, "old": None, "new": None, "added": 0, "removed": 0, "lines": []}
+    return {
+        "path": path,
+        "old": None,
+        "new": None,
+        "added": 0,
+        "removed": 0,
+        "meta": [],  # header lines before the first hunk: index, mode, rename, binary
+        "lines": [],
+    }
 
 
 def parse_unified(text: str, max_lines: int = MAX_DIFF_LINES) -> dict[str, Any]:
@@ -90,6 +98,8 @@ def parse_unified(text: str, max_lines: int = MAX_DIFF_LINES) -> dict[str, Any]:
             current["lines"].append([" ", old_no, new_no, ""])
             old_no += 1
             new_no += 1
+        elif not current["lines"] and not in_hunk:
+            current["meta"].append(raw)
         else:
             in_hunk = in_hunk and kind == "\\"
             current["lines"].append(["\\", 0, 0, raw])

@@ -20,6 +20,7 @@
     data.files.forEach(function (file, fi) {
       rows.push({ f: fi, head: true });
       if (folded[fi]) return;
+      (file.meta || []).forEach(function (m) { rows.push({ f: fi, l: ["\\", 0, 0, m] }); });
       var lines = file.lines;
       if (mode === "unified") {
         for (var i = 0; i < lines.length; i++) rows.push({ f: fi, l: lines[i] });
