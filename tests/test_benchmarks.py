@@ -46,12 +46,19 @@ CASES = {
         ["--warmup", "10", "--block", "5", "--raw"],
         ["task_status over task_status_unrouted", "phase_advance p50"],
     ),
+    "web page, headless chromium": (
+        ["bench_web.py", "--runs", "1", "--tasks", "20", "--diff-lines", "200"],
+        [],
+        ["board  median of 1: first paint", "diff   median of 1: first paint"],
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_benchmark_script_runs_and_prints_its_summary(case: str, tmp_path: Path) -> None:
     head, tail, expected = CASES[case]
+    if head[0] == "bench_web.py" and not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     argv = [sys.executable, str(ROOT / "scripts" / head[0]), *head[1:]]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in tail]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-__all__ = ["TEMPLATES", "json_text", "markdown_html", "page", "wants_json"]
+__all__ = ["TEMPLATES", "json_text", "markdown_html", "page", "wants_json", "when"]
 
 _HERE = Path(__file__).parent
 TEMPLATES = Environment(
@@ -59,13 +59,13 @@ def _short(value: str | None, n: int = 12) -> str:
     return "-" if not value else value[:n]
 
 
-def _when(ts: str | None) -> str:
+def when(ts: str | None) -> str:
     """An RFC 3339 time to the second, as supervisors scan it."""
     return "-" if not ts else ts[:19].replace("T", " ")
 
 
 TEMPLATES.filters["short"] = _short
-TEMPLATES.filters["when"] = _when
+TEMPLATES.filters["when"] = when
 TEMPLATES.filters["json_text"] = json_text
 TEMPLATES.filters["compact"] = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
 TEMPLATES.filters["markdown"] = markdown_html

@@ -154,9 +154,18 @@
     build();
   }
 
+  // The page paints at once; the diff itself is the page's JSON twin, fetched and drawn after.
   function start() {
-    data = JSON.parse(document.getElementById("diff-data").textContent);
     view = document.getElementById("diff");
+    fetch(view.dataset.src, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (page) { data = page.diff; wire(); })
+      .catch(function (err) { win.textContent = "The diff could not be loaded: " + err.message; });
+    spacer = view.querySelector(".spacer");
+    win = view.querySelector(".window");
+  }
+
+  function wire() {
     spacer = view.querySelector(".spacer");
     win = view.querySelector(".window");
     var pending = false;

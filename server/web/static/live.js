@@ -57,7 +57,7 @@
       });
       document.documentElement.dataset.live = "on";
     }
-    if (!document.getElementById("diff-data")) {
+    if (!document.getElementById("diff")) {  // the diff viewer marks itself when drawn
       performance.mark("pg-interactive");
       document.documentElement.dataset.ready = "1";
     }

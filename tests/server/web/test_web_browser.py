@@ -128,3 +128,49 @@ async def test_evidence_with_a_script_renders_as_text_and_runs_nothing(served: S
         assert await page.evaluate("typeof window.pwned") == "undefined"
         assert await page.eval_on_selector_all("main script", "s => s.length") == 0
         assert await page.query_selector("#break-lease") is None  # a viewer gets no forms
+
+
+def _big_diff(files: int = 20, per_file: int = 560) -> str:
+    out = []
+    for f in range(files):
+        path = f"src/file_{f:02d}.py"
+        out += [f"diff --git a/{path} b/{path}", f"--- a/{path}", f"+++ b/{path}"]
+        for h in range(per_file // 10):
+            out.append(f"@@ -{h * 20 + 1},5 +{h * 20 + 1},6 @@")
+            out += [f" context {f} {h} {i}" for i in range(2)]
+            out += [f"-old line {f} {h}", f"+new line {f} {h}", f"+needle_{f}_{h}"]
+            out += [f" context {f} {h} {i}" for i in range(2, 5)]
+    return "\n".join(out) + "\n"
+
+
+async def test_a_ten_thousand_line_diff_is_virtualised_searchable_and_foldable(
+    served: Site,
+) -> None:
+    from server_kit import advance_to
+
+    patch = _big_diff()
+    assert patch.count("\n") >= 10_000
+    async with agent(served.mcp) as bot, browser_page(served.base, "vic") as page:
+        ok(await bot.call_tool("task_start", {"title": "Big", "task": "T-big"}))
+        await advance_to(bot, "T-big", Phase.IMPLEMENT)
+        args = {"task": "T-big", "name": "git_diff.patch", "content": patch}
+        ok(await bot.call_tool("evidence_put", args))
+        await page.goto(f"{served.base}/tasks/T-big/evidence/IMPLEMENT/git_diff.patch/diff")
+        await page.wait_for_selector("html[data-ready]", state="attached")
+        assert len(await page.query_selector_all(".diffview .row")) < 200  # only what is in view
+
+        await page.click("#mode-split")
+        await page.wait_for_selector(".diffview .half.r-add")
+        await page.fill("#diff-search", "needle_19_55")
+        await page.press("#diff-search", "Enter")
+        await page.wait_for_selector(".diffview .row.current mark")
+        assert await page.text_content("#search-count") == "1 of 1"
+
+        await page.click("#mode-unified")
+        await page.click("#fold-all")
+        headers = await page.query_selector_all(".diffview .row.file")
+        assert len(headers) == 20
+        await headers[3].click()  # unfold one file
+        await page.wait_for_selector(".diffview .row.r-add")
+        text = await page.text_content(".diffview .window")
+        assert text is not None and "▸ src/file_02.py" in text and "▾ src/file_03.py" in text
