@@ -58,7 +58,7 @@ def _view(row: DraftRow, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _require_open(row: DraftRow) -> None:
+def require_open(row: DraftRow) -> None:
     if row.state not in OPEN_STATES:
         raise ConflictError(
             f"draft {row.draft} is {row.state.value}: it takes no more changes",
@@ -181,7 +181,7 @@ class Drafts:
         def run(tx: Tx, ops: Ops) -> dict[str, Any]:
             try:
                 row = draft_row(tx, draft)
-                _require_open(row)
+                require_open(row)
                 self.kit.hold_task(tx, ops, row.task)
                 current = self.kit.manifest(row.bundle_sha256)
                 new, created, paths, data = change(row, current, tx)
@@ -235,7 +235,7 @@ class Drafts:
             row = draft_row(tx, draft)
             if row.state is DraftState.DISCARDED:
                 return _view(row)
-            _require_open(row)
+            require_open(row)
             self.kit.hold_task(tx, ops, row.task)
             subject = {"module": row.module, "draft": row.draft, "task": row.task}
             data = {"reason": reason, "bundle_sha256": row.bundle_sha256}
