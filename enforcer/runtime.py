@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .config import Config, load_config
-from .ledger import projection
+from .ledger import module_projection, projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
 from .paths import StatePaths
@@ -29,8 +29,8 @@ __all__ = ["MIGRATIONS", "Runtime", "open_runtime"]
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "phasegate"
-# Schema versions in order: 1 the ledger, 2 the projection of it.
-MIGRATIONS: list[str] = [*LEDGER_MIGRATIONS, projection.SCHEMA]
+# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules.
+MIGRATIONS: list[str] = [*LEDGER_MIGRATIONS, projection.SCHEMA, module_projection.SCHEMA]
 
 
 @dataclass(frozen=True, slots=True)

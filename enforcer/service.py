@@ -1,7 +1,8 @@
 """The enforcer: the one facade `server/` holds, composing the process services.
 
 Each service serves one noun (tasks, transitions, evidence, verification runs, leases,
-attestation, controls, audit) over one shared unit of work (`process.work.Work`): every mutating
+attestation, controls, audit; the governed modules behind their own facade, `.modules`) over
+one shared unit of work (`process.work.Work`): every mutating
 call is one store transaction, so a refused call changes nothing. The MCP server, the CLI and
 the web page all call this facade; none re-implements its rules.
 
@@ -19,6 +20,8 @@ from typing import Any
 from .ledger.entries import LedgerEntry
 from .ledger.ops import Record
 from .model import Caller, EvidenceRecord, LeaseView
+from .modules.policy_hook import PolicyHook
+from .modules.service import Modules
 from .phases import Phase
 from .process.attestation import Attestations, AttestResult
 from .process.attesting import Attesting
@@ -41,7 +44,7 @@ __all__ = ["Enforcer", "StatusReport"]
 class Enforcer:
     """Every verb of the domain, by name; each delegates to the service of its noun."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, policy: PolicyHook | None = None) -> None:
         self.rt = runtime
         self.store = runtime.store
         self.ledger = runtime.ledger
@@ -61,6 +64,8 @@ class Enforcer:
         self.attesting = Attesting(work, self.leases, self.attestations)
         self.control = Controls(work)
         self.audit = Audit(work, MIGRATIONS)
+        # The governed modules' lifecycle has its own facade (enforcer/modules/service.py).
+        self.modules = Modules(work, runtime.paths, self.leases, runtime.signer, policy)
 
     def required(self, phase: Phase) -> tuple[str, ...]:
         """The artifacts the gate of `phase` requires."""

@@ -41,6 +41,11 @@ CASES = {
             "phase_advance p50",
         ],
     ),
+    "sandbox": (
+        ["bench_sandbox.py", "--runs", "2", "--files", "3"],
+        [],
+        ["sandbox overhead", "python -c pass", "true ", "bare "],
+    ),
     "server, raw client": (
         ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
         ["--warmup", "10", "--block", "5", "--raw"],

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..store import SqliteTx, Tx, migrate
+from . import module_projection
 from .entries import LedgerEntry
 
 __all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
@@ -98,6 +99,7 @@ TABLES: dict[str, str] = {
     "attestations": "task, phase",
     "counters": "name",
     "controls": "name",
+    **module_projection.TABLES,
 }
 
 # Ledger entry type -> the process counters it increments (DESIGN.md, Telemetry).
@@ -262,6 +264,7 @@ _APPLY: dict[str, Callable[[Tx, LedgerEntry], None]] = {
     "prompt.baseline_set": _baseline,
     "prompt.rebaselined": _baseline,
     "prompt.drift": _drift,
+    **module_projection.APPLY,
 }
 
 
