@@ -6,7 +6,16 @@ import argparse
 import json
 from typing import Any
 
-from .common import EXIT_FAULT, EXIT_OK, UsageError, checked, emit, require_state, short
+from .common import (
+    EXIT_FAULT,
+    EXIT_OK,
+    UsageError,
+    checked,
+    emit,
+    require_state,
+    short,
+    terminal_safe,
+)
 from .common import with_enforcer as _with_enforcer
 
 __all__ = ["register"]
@@ -43,7 +52,7 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 def _subject(subject: dict[str, Any]) -> str:
     """The task first (what a supervisor scans for), then the rest by name."""
     keys = sorted(subject, key=lambda k: (k != "task", k))
-    return " ".join(f"{k}={subject[k]}" for k in keys)
+    return terminal_safe(" ".join(f"{k}={subject[k]}" for k in keys))
 
 
 def _ledger_tail(args: argparse.Namespace) -> int:
