@@ -42,6 +42,8 @@
       }
     });
     spacer.style.height = rows.length * ROW + "px";
+    var most = Math.max(0, rows.length * ROW - view.clientHeight);
+    if (view.scrollTop > most) view.scrollTop = most;  // folding shrank the view under us
     findHits();
     drawn = [-1, -1];
     draw();

@@ -168,6 +168,7 @@ async def test_a_ten_thousand_line_diff_is_virtualised_searchable_and_foldable(
 
         await page.click("#mode-unified")
         await page.click("#fold-all")
+        await page.wait_for_selector(".diffview .row.file >> nth=19")
         headers = await page.query_selector_all(".diffview .row.file")
         assert len(headers) == 20
         await headers[3].click()  # unfold one file
