@@ -18,7 +18,7 @@ from .auth import admin_form, safe_next
 from .context import WebState
 from .render import wants_json
 
-__all__ = ["break_lease", "set_control"]
+__all__ = ["break_lease", "done", "set_control"]
 
 _CONTROLS = {
     ("freeze", "on"): ("freeze", True),
@@ -28,7 +28,7 @@ _CONTROLS = {
 }
 
 
-def _done(request: Request, form: dict[str, str], result: Any) -> Response:
+def done(request: Request, form: dict[str, str], result: Any) -> Response:
     if wants_json(request):
         return JSONResponse(result)
     return RedirectResponse(safe_next(form.get("back")), status_code=303)
@@ -46,7 +46,7 @@ async def set_control(request: Request, web: WebState) -> Response:
     result = await web.enforcer().set_control(
         viewer.caller(), control, active, form.get("reason", "")
     )
-    return _done(request, form, result)
+    return done(request, form, result)
 
 
 async def break_lease(request: Request, web: WebState) -> Response:
@@ -54,4 +54,4 @@ async def break_lease(request: Request, web: WebState) -> Response:
     viewer, form = await admin_form(request, web)
     task = check_task_id(request.path_params["task"])
     result = await web.enforcer().lease_break(viewer.caller(), task, form.get("reason", ""))
-    return _done(request, form, result)
+    return done(request, form, result)

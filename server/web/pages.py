@@ -117,6 +117,7 @@ async def task_page(request: Request, web: WebState) -> Response:
         "evidence": evidence,
         "journal": _journal(web, task),
         "traces": sorted({t for x in entries if (t := x["refs"].get("trace_id"))}),
+        "drafts": sorted({str(d) for x in entries if (d := x["subject"].get("draft"))}),
     }
     return page(request, "task.html", data, view=view)
 
