@@ -94,8 +94,8 @@ class Promotions:
                     "diff_sha256": diff.sha256,
                     "files": len(current),
                     "bytes": current.total_bytes,
-                    "policy_set_hash": plan.decision.policy_set_hash,
                     "decision": plan.decision.kind,
+                    **plan.decision.ledger_fields(),
                 }
                 ops.emit(tx, Record("promotion.promoted", _subject(first), data))
                 return {"draft": first.draft, "module": first.module, **data}
@@ -159,10 +159,12 @@ class Promotions:
             diff.removed,
             diff.sha256,
             row.base_version,
+            role=ops.caller.role,
         )
         facts = {"bundle_sha256": row.bundle_sha256, "diff_sha256": diff.sha256}
         decision = self.kit.obey(
             tx,
+            ops,
             request,
             denied=Record("promotion.rejected", _subject(row), facts),
             requested=Record("promotion.requested", _subject(row), facts),
@@ -201,8 +203,10 @@ class Promotions:
         stmt = statement(row.module, plan.version, row.bundle_sha256, predicate)
         return self.kit.blobs.stage(sign_statement(stmt, self.kit.signer))
 
-    async def policy_check(self, draft: str) -> dict[str, Any]:
-        """What the policy would decide on promoting `draft` now, and why (no side effect)."""
+    async def policy_check(self, draft: str, caller: Caller | None = None) -> dict[str, Any]:
+        """What the policy would decide on promoting `draft` now, and why (no side effect).
+
+        `caller`: who would promote (per-actor limits); by default the draft's creator."""
         check_draft_id(draft)
         row = await self.kit.work.store.peek(lambda tx: draft_row(tx, draft))
         _, _, diff = await self._diff(row)
@@ -213,13 +217,14 @@ class Promotions:
                 row.module,
                 row.draft,
                 row.task,
-                "policy_check",
+                row.created_by if caller is None else caller.actor,
                 tuple(c["path"] for c in diff.changes),
                 diff.files,
                 diff.added,
                 diff.removed,
                 diff.sha256,
                 row.base_version,
+                role="operator" if caller is None else caller.role,
             )
             return self.kit.policy.decide(request, tx)
 
