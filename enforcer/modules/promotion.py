@@ -211,30 +211,38 @@ class Promotions:
         row = await self.kit.work.store.peek(lambda tx: draft_row(tx, draft))
         _, _, diff = await self._diff(row)
 
-        def decide(tx: Tx) -> Decision:
+        actor = row.created_by if caller is None else caller.actor
+        role = "operator" if caller is None else caller.role
+
+        def decide(tx: Tx) -> tuple[Decision, Decision]:
             request = PolicyRequest(
                 "promote",
                 row.module,
                 row.draft,
                 row.task,
-                row.created_by if caller is None else caller.actor,
+                actor,
                 tuple(c["path"] for c in diff.changes),
                 diff.files,
                 diff.added,
                 diff.removed,
                 diff.sha256,
                 row.base_version,
-                role="operator" if caller is None else caller.role,
+                role=role,
             )
-            return self.kit.policy.decide(request, tx)
+            # And what installing the version it would become would meet now (windows).
+            install = PolicyRequest(
+                "install", row.module, row.draft, row.task, actor, (), role=role
+            )
+            return self.kit.policy.decide(request, tx), self.kit.policy.decide(install, tx)
 
-        decision = await self.kit.work.store.read(decide)
+        decision, install = await self.kit.work.store.read(decide)
         return {
             "draft": row.draft,
             "module": row.module,
             "state": row.state.value,
             "validated": row.validated,
             **decision.as_dict(),
+            "install": install.as_dict(),
             "diff_sha256": diff.sha256,
             "files": diff.files,
             "added": diff.added,

@@ -175,6 +175,8 @@ class Policy:
         for rule in risk.lifted:
             case.lift(rule)
         case.details.update(risk.as_dict())
+        # Once installed, an agent may roll the version back for this long (then an admin).
+        case.details["rollback_window_s"] = ps.rollback_window_s(risk.level)
         case.details["stats"] = {"files": r.files, "added": r.added, "removed": r.removed}
         limit = ps.config.max_promotions_per_day
         used = promotions_today(case.tx, r.module, r.actor, case.now)
