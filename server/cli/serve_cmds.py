@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from enforcer.config import config_path
 from enforcer.paths import StatePaths
 
 from .common import EXIT_OK, EXIT_UNREADABLE, cli_config, require_state, with_enforcer
@@ -37,7 +38,13 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREADABLE
     server = build_server(
-        ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
+        ServeOptions(
+            state_dir=args.state_dir,
+            config=config,
+            config_path=config_path(args.config, args.state_dir),
+            actor=args.actor,
+            http=http,
+        )
     )
     telemetry = _telemetry(args, config, server.version)
     # SIGTERM ends the server like Ctrl-C: the lifespan closes (final checkpoint) and
