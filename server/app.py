@@ -31,6 +31,7 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, config_path, load_config
+from enforcer.errors import PhasegateError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -40,6 +41,7 @@ from .auth import ConfigTokenVerifier
 from .catalogue import ToolSpec, tool_table
 from .journal import Journal
 from .router import Router
+from .tool_models import input_schema
 from .tools import HANDLERS
 
 __all__ = ["AppState", "ServeOptions", "build_server"]
@@ -181,6 +183,7 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             options.state_dir, config=config, clock=options.clock, config_file=watched
         ) as rt:
             enforcer = Enforcer(rt)
+            await _reconcile_modules(enforcer, options)
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
@@ -212,8 +215,25 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 open_world_hint=False,
             ),
         )
+        # The SDK derives the input schema from the function's signature, with a title per
+        # field; advertise the catalogue's lean one instead (the SDK's manager keeps no other).
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None:
+            registered.parameters = input_schema(spec.args)
     _add_resources(server)
     return server
+
+
+async def _reconcile_modules(enforcer: Enforcer, options: ServeOptions) -> None:
+    """Point every module's install path at its active version (a crash mid-install may have
+    left it at the other one); a module that cannot be repaired is logged, not fatal."""
+    server = Caller("phasegate", "admin", options.instance, os.getpid(), HOST)
+    try:
+        for line in await enforcer.modules.reconcile(server):
+            if line.get("repaired") or not line.get("consistent"):
+                logger.warning("module %s at start: %s", line["module"], line)
+    except PhasegateError as e:
+        logger.error("modules could not be reconciled at start: %s", e.message)
 
 
 async def _checkpoint_ticker(enforcer: Enforcer) -> None:

@@ -16,6 +16,8 @@ from enforcer.model import Caller
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 
+from .demo_modules import DemoModule
+
 __all__ = ["ARTIFACTS", "run_demo"]
 
 _DIFF = """\
@@ -89,6 +91,8 @@ async def run_demo(state_dir: Path, say: Say = _print) -> str:
     me = Caller("demo-agent", instance="demo")
     async with open_runtime(state_dir, config=config) as rt:
         e = Enforcer(rt)
+        module = DemoModule(e, me, state_dir, say)
+        await module.register()
         task = (await e.task_start(me, "Demo: make add() add")).task.task
         say({"step": "started", "task": task, "text": f"task {task} at STRATEGIZE"})
         try:
@@ -106,6 +110,7 @@ async def run_demo(state_dir: Path, say: Say = _print) -> str:
             phase = status.task.phase.value
             if phase == "DONE":
                 break
+            await module.at(phase, task)  # the module's draft, promotion, install, rollback
             if phase == "VERIFY":
                 run = await e.verify_run(me, task)
                 passed, failed = run["results"]["passed"], run["results"]["failed"]

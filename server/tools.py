@@ -28,6 +28,7 @@ from .catalogue import (
     TaskWriteArgs,
 )
 from .context import CallContext
+from .module_tools import MODULE_HANDLERS
 
 __all__ = ["HANDLERS"]
 
@@ -141,4 +142,4 @@ HANDLERS = {
         ledger_verify,
         controls_status,
     )
-}
+} | MODULE_HANDLERS

@@ -255,7 +255,7 @@ class Drafts:
         row, base = await self._with_base(draft)
         current = self.kit.manifest(row.bundle_sha256)
         found = await asyncio.to_thread(manifest_diff, base, current, self.kit.content)
-        return {**found.as_dict(), **_view(row)}
+        return {**_view(row), **found.as_dict()}  # files: the changed ones, as DESIGN says
 
     async def show(self, draft: str, path: str | None = None) -> dict[str, Any]:
         """State, base, validation report, changed paths; with `path`, that file's content."""

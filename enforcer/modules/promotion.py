@@ -64,6 +64,11 @@ class Promotions:
 
     async def _promote(self, caller: Caller, first: DraftRow) -> dict[str, Any]:
         base, current, diff = await self._diff(first)
+        if diff.files == 0:
+            raise ConflictError(
+                f"draft {first.draft} changes nothing against v{first.base_version}",
+                hint="a version must differ from its source; draft_discard the draft",
+            )
         plan = await self.kit.work.transact(
             caller, lambda tx, ops: self._rules(tx, ops, first, diff)
         )

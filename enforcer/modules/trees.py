@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 class Trees:
     def __init__(self, paths: StatePaths, blobs: BlobStore) -> None:
-        self.root = paths.root / "installed"
+        self.root = (paths.root / "installed").absolute()  # install paths link to it
         self.blobs = blobs
 
     def version_dir(self, module: str, version: int, bundle_sha256: str) -> Path:

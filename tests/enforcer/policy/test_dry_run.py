@@ -86,7 +86,7 @@ async def locked(w: PolicyWorld) -> str:
 
 
 async def daily_limit(w: PolicyWorld) -> str:
-    for name in ("a", "b", "c"):
+    for name in ("x", "y", "z"):
         await w.promoted({f"{name}.md": heading(name)})
     return await low(w)
 
