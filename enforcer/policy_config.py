@@ -55,12 +55,14 @@ _DAY = 86_400
 
 
 def _glob(pattern: str) -> str:
-    if not pattern.strip():
-        raise ValueError("an empty pattern matches nothing")
+    if any(ord(c) < 32 or ord(c) == 127 for c in pattern):
+        raise ValueError(f"{pattern!r} holds a control character")
     try:
-        pathspec.GitIgnoreSpec.from_lines([pattern])
+        compiled = pathspec.GitIgnoreSpec.from_lines([pattern]).patterns
     except ValueError as e:  # GitIgnorePatternError is a ValueError
         raise ValueError(f"{pattern!r} is not a gitignore-style pattern: {e}") from e
+    if not compiled or compiled[0].include is None:
+        raise ValueError(f"{pattern!r} matches nothing (blank, or a '#' comment)")
     return pattern
 
 

@@ -33,6 +33,7 @@ from .approvals import latest_for_draft
 from .asking import approval_step
 from .exceptions import ExceptionRow
 from .limits import active_install, promotions_today
+from .paths import Paths
 from .rules import SHOWN, PolicySet, assess_risk
 from .source import PolicySource
 
@@ -61,6 +62,7 @@ class Case:
     tx: Tx
     now: datetime
     lifted: dict[str, ExceptionRow]
+    paths: Paths
     used: dict[str, ExceptionRow] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -112,7 +114,7 @@ class Policy:
         ps, failure = self.source.current()
         now = self.clock.now()
         lifted = exceptions.active(tx, request.module, rfc3339(now))
-        case = Case(ps, request, tx, now, lifted)
+        case = Case(ps, request, tx, now, lifted, Paths(request.paths))
         if failure is not None:
             case.details["policy_file_error"] = failure.as_dict()
         decision = self._points[request.point](case)
@@ -132,7 +134,7 @@ class Policy:
             ("forbidden_paths", rules.forbidden, "forbidden"),
             ("locked_paths", rules.locked, "locked"),
         ):
-            hits = rule.matches(r.paths)
+            hits = rule.matches(case.paths)
             if not hits or case.lift(name):
                 continue
             path, pattern = hits[0]
@@ -166,7 +168,7 @@ class Policy:
         risk = assess_risk(
             ps,
             r.module,
-            r.paths,
+            case.paths,
             files=r.files,
             added=r.added,
             removed=r.removed,

@@ -19,7 +19,7 @@ from typing import Any
 from ..ledger import canonical
 from ..policy_config import RISK_CLASSES, PolicyConfig, RiskClass, canonical_policy
 from ..windows import Windows
-from .paths import PathRule
+from .paths import PathRule, Paths
 
 __all__ = ["ModuleRules", "PolicySet", "Risk", "assess_risk", "risk_rank"]
 
@@ -103,7 +103,7 @@ class Risk:
 def assess_risk(
     ps: PolicySet,
     module: str,
-    paths: tuple[str, ...],
+    paths: Paths | tuple[str, ...],
     *,
     files: int,
     added: int,

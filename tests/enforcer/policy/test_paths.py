@@ -6,7 +6,7 @@ import pathspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enforcer.policy.paths import PathRule
+from enforcer.policy.paths import PathRule, Paths, literal_of
 
 PATTERNS = ["secrets/**", "LICENSE", "**/auth/**", "docs/", "*.pem", "/build", "config/*.toml"]
 PATHS = [
@@ -59,3 +59,75 @@ def test_the_fast_path_equals_pathspec_on_any_paths(paths: list[str]) -> None:
     rule = PathRule(PATTERNS)
     spec = pathspec.GitIgnoreSpec.from_lines(PATTERNS)
     assert [p for p, _ in rule.matches(paths)] == [p for p in paths if spec.match_file(p)]
+
+
+POOL = [
+    "secrets/**",
+    "LICENSE",
+    "**/auth/**",
+    "docs/",
+    "*.pem",
+    "/build",
+    "config/*.toml",
+    "a/**/b",
+    "x?z",
+    "[ab]c/*",
+    "*",
+    "**",
+    "key ",
+    "!secrets/public",
+    "auth",
+    "*/x/*",
+]
+_name = st.sampled_from(
+    [
+        "secrets",
+        "auth",
+        "docs",
+        "LICENSE",
+        "a",
+        "b",
+        "bc",
+        "xyz",
+        "x",
+        "b.pem",
+        "build",
+        "config",
+        "c.toml",
+        "key",
+        "public",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(POOL), min_size=1, max_size=5),
+    st.lists(st.lists(_name, min_size=1, max_size=4).map("/".join), max_size=25),
+)
+def test_any_patterns_on_any_paths_answer_as_pathspec(
+    patterns: list[str], paths: list[str]
+) -> None:
+    rule = PathRule(patterns)
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    expected = [p for p in paths if spec.match_file(p)]
+    assert [p for p, _ in rule.matches(Paths(paths))] == expected
+    assert [p for p, _ in rule.matches(paths)] == expected
+
+
+def test_the_literal_a_path_must_hold() -> None:
+    assert literal_of("secrets/**") == "secrets"
+    assert literal_of("**/auth/**") == "auth"
+    assert literal_of("*.pem") == ".pem"
+    assert literal_of("prompts/system.md") == "prompts/system.md"
+    assert literal_of("[ab]c/*") == "c"
+    assert literal_of("*") is None and literal_of("**") is None
+    assert literal_of("\\#x") is None and literal_of("a[b") is None
+
+
+def test_a_path_is_reported_once_whatever_the_literals_it_holds() -> None:
+    rule = PathRule(["*.pem", "secrets/**"])
+    assert rule.matches(Paths(["secrets/k.pem", "k.pem.pem"])) == [
+        ("secrets/k.pem", "*.pem"),
+        ("k.pem.pem", "*.pem"),
+    ]
