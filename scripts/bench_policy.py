@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -31,12 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import unidiff
+from unidiff.patch import PatchSet
 
 from enforcer.errors import ApprovalRequiredError
 from enforcer.model import Caller
 from enforcer.modules.diffs import manifest_diff
 from enforcer.modules.policy_hook import PolicyRequest
+from enforcer.modules.records import draft_row, version_row
 from enforcer.phases import ORDER, Phase
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
@@ -82,7 +84,7 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def build(root: Path, files: int) -> tuple[Enforcer, Any, str]:
+async def build(stack: contextlib.AsyncExitStack, root: Path, files: int) -> tuple[Enforcer, str]:
     gates = "".join(f"[gates.{p.value}]\nartifacts = []\n" for p in ORDER if p is not Phase.DONE)
     config = root / "phasegate.toml"
     config.write_text(gates + POLICY)
@@ -91,39 +93,30 @@ async def build(root: Path, files: int) -> tuple[Enforcer, Any, str]:
     (source / "check.py").write_text("print('ok')\n")
     (source / "SKILL.md").write_text("# Skill\n")
     (source / "prompts" / "system.md").write_text("# System\n")
-    ctx = open_runtime(root / "state", config_path=config)
-    rt = await ctx.__aenter__()
+    rt = await stack.enter_async_context(open_runtime(root / "state", config_path=config))
     e = Enforcer(rt)
     await e.modules.module_add(ADMIN, "skills", source, root / "live", [sys.executable, "check.py"])
     await e.task_start(AGENT, "bench", "T1")
     draft = (await e.modules.draft_create(AGENT, "T1", "skills"))["draft"]
     await e.modules.draft_apply_patch(AGENT, draft, patch_adding(files))
     assert (await e.modules.draft_validate(AGENT, draft))["state"] == "VALIDATED"
-    try:
+    with contextlib.suppress(ApprovalRequiredError):  # it opens the request the runs decide on
         await e.modules.draft_promote(AGENT, draft)
-    except ApprovalRequiredError:
-        pass
-    return e, ctx, draft
+    return e, draft
 
 
 async def main(runs: int, decisions: int, files: int) -> int:
     with tempfile.TemporaryDirectory(prefix="phasegate-bench-policy-") as tmp:
-        e, ctx, draft = await build(Path(tmp), files)
-        try:
-            return await measure(e, draft, runs, decisions, files)
-        finally:
-            await ctx.__aexit__(None, None, None)
+        async with contextlib.AsyncExitStack() as stack:
+            e, draft = await build(stack, Path(tmp), files)
+            return await measure(e, draft, runs, decisions)
 
 
-async def measure(e: Enforcer, draft: str, runs: int, decisions: int, files: int) -> int:
+async def measure(e: Enforcer, draft: str, runs: int, decisions: int) -> int:
     kit = e.modules.kit
-    row = await e.store.read(
-        lambda tx: tx.one("SELECT bundle_sha256 FROM drafts WHERE draft = ?", (draft,))
-    )
-    base_sha = await e.store.read(
-        lambda tx: tx.one("SELECT bundle_sha256 FROM module_versions WHERE version = 1")
-    )
-    base, current = kit.manifest(str(base_sha[0])), kit.manifest(str(row[0]))
+    row = await e.store.read(lambda tx: draft_row(tx, draft))
+    source = await e.store.read(lambda tx: version_row(tx, "skills", row.base_version))
+    base, current = kit.manifest(source.bundle_sha256), kit.manifest(row.bundle_sha256)
     diff = manifest_diff(base, current, kit.content)
     request = PolicyRequest(
         "promote",
@@ -157,7 +150,7 @@ async def measure(e: Enforcer, draft: str, runs: int, decisions: int, files: int
         )
         record(
             "diff: parse the text (unidiff)",
-            timed(lambda: unidiff.PatchSet(diff.text), max(3, decisions // 50)),
+            timed(lambda: PatchSet(diff.text), max(3, decisions // 50)),
         )
         record(
             "decision: approval pending",
