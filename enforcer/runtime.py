@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .config import Config, load_config
-from .ledger import module_projection, projection
+from .config import config_path as find_config
+from .ledger import module_projection, policy_projection, projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
 from .paths import StatePaths
@@ -29,8 +30,13 @@ __all__ = ["MIGRATIONS", "Runtime", "open_runtime"]
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "phasegate"
-# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules.
-MIGRATIONS: list[str] = [*LEDGER_MIGRATIONS, projection.SCHEMA, module_projection.SCHEMA]
+# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules, 4 policy.
+MIGRATIONS: list[str] = [
+    *LEDGER_MIGRATIONS,
+    projection.SCHEMA,
+    module_projection.SCHEMA,
+    policy_projection.SCHEMA,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,9 @@ class Runtime:
     store: SqliteStore
     signer: Signer
     ledger: Ledger
+    # The phasegate.toml the configuration came from, which the policy re-reads while serving
+    # (None: defaults, or a Config handed in without a file).
+    config_file: Path | None = None
 
 
 @contextlib.asynccontextmanager
@@ -51,9 +60,15 @@ async def open_runtime(
     config_path: Path | None = None,
     clock: Clock | None = None,
     checkpoint_on_close: bool = True,
+    config_file: Path | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open everything under `state_dir`; on exit sign a final checkpoint and close the store."""
+    """Open everything under `state_dir`; on exit sign a final checkpoint and close the store.
+
+    `config_file`: the file `config` was loaded from, when one is handed in (else the file the
+    lookup finds); the policy watches it for changes while serving."""
     paths = StatePaths(state_dir)
+    if config is None:
+        config_file = find_config(config_path, state_dir)
     cfg = config or load_config(config_path, state_dir=state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     signer = Signer.load_or_create(paths.keys, KEY_NAME)
@@ -71,7 +86,7 @@ async def open_runtime(
         CheckpointPolicy(cfg.ledger.checkpoint_every, cfg.ledger.checkpoint_interval_s),
     )
     try:
-        yield Runtime(paths, cfg, ledger.clock, store, signer, ledger)
+        yield Runtime(paths, cfg, ledger.clock, store, signer, ledger, config_file)
     finally:
         try:
             if checkpoint_on_close:

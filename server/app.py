@@ -30,7 +30,7 @@ from mcp_types import CallToolResult, ToolAnnotations
 from opentelemetry import trace
 
 from enforcer.clock import Clock
-from enforcer.config import Config, load_config
+from enforcer.config import Config, config_path, load_config
 from enforcer.errors import PhasegateError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
@@ -178,7 +178,13 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
+        # The file the policy re-reads while serving: the one named, else the one looked up.
+        watched = options.config_path
+        if options.config is None:
+            watched = config_path(options.config_path, options.state_dir)
+        async with open_runtime(
+            options.state_dir, config=config, clock=options.clock, config_file=watched
+        ) as rt:
             enforcer = Enforcer(rt)
             await _reconcile_modules(enforcer, options)
             journal = Journal(rt.paths.evidence)

@@ -46,6 +46,11 @@ CASES = {
         [],
         ["sandbox overhead", "python -c pass", "true ", "bare "],
     ),
+    "policy": (
+        ["bench_policy.py", "--runs", "1", "--decisions", "5", "--files", "30"],
+        [],
+        ["policy decision on a 30-file diff", "decision: approval pending", "target p50"],
+    ),
     "server, raw client": (
         ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
         ["--warmup", "10", "--block", "5", "--raw"],

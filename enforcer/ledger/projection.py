@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..store import SqliteTx, Tx, migrate
-from . import module_projection
+from . import module_projection, policy_projection
 from .entries import LedgerEntry
 
 __all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
@@ -100,6 +100,7 @@ TABLES: dict[str, str] = {
     "counters": "name",
     "controls": "name",
     **module_projection.TABLES,
+    **policy_projection.TABLES,
 }
 
 # Ledger entry type -> the process counters it increments (DESIGN.md, Telemetry).
@@ -273,6 +274,9 @@ def apply(tx: Tx, entry: LedgerEntry) -> None:
     handler = _APPLY.get(entry.type)
     if handler is not None:
         handler(tx, entry)
+    also = policy_projection.APPLY.get(entry.type)  # approvals, exceptions, limits
+    if also is not None:
+        also(tx, entry)
     for counter in COUNTERS.get(entry.type, ()):
         _bump(tx, counter)
 

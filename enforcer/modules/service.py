@@ -111,8 +111,8 @@ class Modules:
     async def draft_show(self, draft: str, path: str | None = None) -> dict[str, Any]:
         return await self.drafts.show(draft, path)
 
-    async def policy_check(self, draft: str) -> dict[str, Any]:
-        return await self.promotions.policy_check(draft)
+    async def policy_check(self, draft: str, caller: Caller | None = None) -> dict[str, Any]:
+        return await self.promotions.policy_check(draft, caller)
 
     # drafts
     async def draft_create(

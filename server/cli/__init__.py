@@ -23,6 +23,7 @@ from . import (
     export_cmds,
     ledger_cmds,
     module_cmds,
+    policy_cmds,
     serve_cmds,
     task_cmds,
     ui_cmds,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_cmds.register(sub, common)
     control_cmds.register(sub, common)
     module_cmds.register(sub, common)
+    policy_cmds.register(sub, common)
     export_cmds.register(sub, common)
     ui_cmds.register(sub, common)
     return parser

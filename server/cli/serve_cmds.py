@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import Any
 
+from enforcer.config import config_path
 from enforcer.paths import StatePaths
 
 from .common import (
@@ -45,7 +46,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREADABLE
     server_options = ServeOptions(
-        state_dir=args.state_dir, config=config, actor=args.actor, http=http
+        state_dir=args.state_dir,
+        config=config,
+        config_path=config_path(args.config, args.state_dir),
+        actor=args.actor,
+        http=http,
     )
     server = build_server(server_options)
     telemetry = _telemetry(args, config, server.version)

@@ -25,6 +25,7 @@ DEFAULT_PORT = 8766
 
 
 def _ui(args: argparse.Namespace) -> int:
+    from enforcer.config import config_path
     from enforcer.runtime import open_runtime
     from enforcer.service import Enforcer
 
@@ -44,7 +45,8 @@ def _ui(args: argparse.Namespace) -> int:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        async with open_runtime(args.state_dir, config=config) as rt:
+        source = config_path(args.config, args.state_dir)  # the policy re-reads it while serving
+        async with open_runtime(args.state_dir, config=config, config_file=source) as rt:
             opened.append(Enforcer(rt))
             try:
                 yield
