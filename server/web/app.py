@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from enforcer.errors import PhasegateError
 from enforcer.service import Enforcer
 
-from . import actions, module_pages, pages
+from . import actions, approval_pages, module_pages, pages
 from .auth import Refused, signed_in, signin, signin_form, signout
 from .context import WebState
 from .live import sse_response
@@ -149,6 +149,8 @@ def web_app(source: Callable[[], Enforcer | None], lifespan: Any = None) -> ASGI
         get("/ledger/{seq:int}", pages.ledger_entry),
         get("/traces/{trace}", pages.trace_page),
         get("/controls", pages.controls_page),
+        get("/approvals", approval_pages.approvals_page),
+        post("/approvals/{approval}/{verb}", approval_pages.decide),
         get("/modules", module_pages.modules_page),
         get("/modules/{module}", module_pages.module_page),
         post("/modules/{module}/rollback", module_pages.rollback),

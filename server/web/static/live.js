@@ -11,7 +11,12 @@
     return false;
   }
 
-  var busy = false, again = false;
+  var busy = false, again = false, deferred = false;
+
+  function typing(live) {
+    var a = document.activeElement;
+    return !!a && live.contains(a) && (a.tagName === "INPUT" || a.tagName === "TEXTAREA");
+  }
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
@@ -53,7 +58,12 @@
       source.addEventListener("ledger", function (ev) {
         var change = JSON.parse(ev.data);
         var now = region();
-        if (now && wanted(change, now) && String(change.seq) !== now.dataset.head) refresh();
+        if (!now || !wanted(change, now) || String(change.seq) === now.dataset.head) return;
+        if (typing(now)) deferred = true;  // never wipe a note being written: after it
+        else refresh();
+      });
+      document.addEventListener("focusout", function () {
+        if (deferred) { deferred = false; setTimeout(refresh, 0); }
       });
       document.documentElement.dataset.live = "on";
     }

@@ -68,3 +68,52 @@ async def test_a_drafts_diff_the_versions_and_a_rollback_from_the_page(
 
     rolled = [e for e in ledger_rows(served.state_dir) if e["type"] == "module.rolled_back"]
     assert [(e["actor"], e["data"].get("reason")) for e in rolled] == [("alice", "v2 reads worse")]
+
+
+async def test_pause_and_resume_promotions_and_approve_a_pending_promotion_from_the_page(
+    tmp_path: Path, sample_project: Path
+) -> None:
+    from server_kit import refusal
+
+    person = "[policy]\nauto_approve = []\n"  # every promotion needs a person
+    with site(tmp_path, sample_project, "serve", person) as served:
+        await register(served.state_dir, tmp_path)
+        async with agent(served.mcp) as bot, browser_page(served.base, "alice") as page:
+            ok(await bot.call_tool("task_start", {"title": "Needs a person", "task": "T-app"}))
+            await advance_to(bot, "T-app", Phase.IMPLEMENT)
+            d = ok(await bot.call_tool("draft_create", {"task": "T-app", "module": MODULE}))
+            draft = d["draft"]
+            args = {"draft": draft, "path": "notes.md", "content": "# Notes\n- one\n"}
+            ok(await bot.call_tool("draft_write", args))
+            ok(await bot.call_tool("draft_validate", {"draft": draft}))
+            await advance_to(bot, "T-app", Phase.PR)
+
+            await page.goto(f"{served.base}/controls")
+            await page.fill("#form-pause input[name=reason]", "release freeze")
+            await page.click("#pause-on")
+            await page.wait_for_selector("#paused-banner")
+            refusal(await bot.call_tool("draft_promote", {"draft": draft}), "PROMOTION_PAUSED")
+            await page.fill("#form-pause input[name=reason]", "released")
+            await page.click("#pause-off")
+            await page.wait_for_selector("#pause-on")
+
+            body = refusal(
+                await bot.call_tool("draft_promote", {"draft": draft}), "APPROVAL_REQUIRED"
+            )
+            request = body["details"]["approval"]
+            request_id = request if isinstance(request, str) else request["id"]
+            await page.goto(f"{served.base}/approvals")
+            row = f'tr[data-approval="{request_id}"]'
+            await page.wait_for_selector(f'{row}[data-status="PENDING"]')
+            cells = await page.text_content(row)
+            assert cells is not None and "LOW" in cells and "1 files +2" in cells
+            await page.fill(f"{row} input[name=note]", "read the diff, fine")
+            await page.click(f"{row} button.approve")
+            await page.wait_for_selector(f'{row}[data-status="APPROVED"]')
+
+            promoted = ok(await bot.call_tool("draft_promote", {"draft": draft}))
+            assert promoted["version"] == 2
+            await page.wait_for_selector(f'{row}[data-status="EXECUTED"]', timeout=5_000)
+
+    decided = [e for e in ledger_rows(served.state_dir) if e["type"] == "approval.approved"]
+    assert [(e["actor"], e["data"]["note"]) for e in decided] == [("alice", "read the diff, fine")]

@@ -59,11 +59,14 @@ class Site:
 
 
 @contextlib.contextmanager
-def site(tmp_path: Path, sample_project: Path, command: str = "serve") -> Iterator[Site]:
+def site(
+    tmp_path: Path, sample_project: Path, command: str = "serve", extra_toml: str = ""
+) -> Iterator[Site]:
     """`phasegate serve --http` (command "serve") or `phasegate ui` ("ui") on a free port."""
     state_dir = tmp_path / "state"
     state_dir.mkdir(exist_ok=True)
-    (state_dir / "phasegate.toml").write_text(toml_text(sample_project, actors_toml()))
+    text = toml_text(sample_project, actors_toml() + extra_toml)
+    (state_dir / "phasegate.toml").write_text(text)
     port = free_port()
     cli = [sys.executable, "-m", "server.cli"]
     if command == "serve":
