@@ -153,3 +153,17 @@ def test_ui_refuses_a_directory_without_state(tmp_path: Path) -> None:
     done = cli("ui", "--state-dir", str(tmp_path / "none"), check=False)
     assert done.returncode == 2 and "no phasegate state" in done.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_an_admin_breaks_a_lease_and_signs_out(ui: Site) -> None:
+    with signed_in(ui.base, "alice") as (admin, csrf):
+        r = admin.post("/tasks/T1/lease/break", data={"csrf": csrf, "reason": "agent gone"})
+        assert r.status_code == 303
+        entry = ledger_rows(ui.state_dir)[-1]
+        assert (entry["type"], entry["actor"], entry["data"]["reason"]) == (
+            "lease.broken",
+            "alice",
+            "agent gone",
+        )
+        assert admin.post("/signout", data={"csrf": csrf}).status_code == 303
+        assert admin.get("/").status_code == 303  # the cookie is gone: sign in again

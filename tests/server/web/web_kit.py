@@ -132,11 +132,15 @@ async def browser_page(base: str, actor: str | None = None) -> AsyncIterator[Any
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(15_000)
+            errors: list[str] = []  # the page's own console errors (a CSP refusal lands here)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
             if actor is not None:
                 await page.goto(f"{base}/")
                 await page.fill("#token", TOKENS[actor])
                 await page.click("#signin")
                 await page.wait_for_selector(".board")
             yield page
+            assert errors == [], errors  # no script error, nothing refused by the CSP
         finally:
             await browser.close()
