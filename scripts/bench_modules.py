@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,10 @@ def make_module(root: Path, files: int, kb: int) -> None:
         path.write_text(f"# File {i}\n" + body)
 
 
-async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def timed(call: Awaitable[Any]) -> tuple[float, Any]:
+    """(milliseconds, result) of awaiting `call` (a coroutine does nothing until awaited)."""
     started = time.perf_counter()
-    out = await fn()
+    out = await call
     return (time.perf_counter() - started) * 1000, out
 
 
@@ -77,12 +78,11 @@ async def lifecycle(state: Path, source: Path, runs: int) -> dict[str, list[floa
             draft = (await m.draft_create(ME, "B1", "big", newest))["draft"]
             await m.draft_write(ME, draft, "part00/file0000.md", f"# File 0, run {run}\n")
             assert (await m.draft_validate(ME, draft))["state"] == "VALIDATED"
-            ms_promote, promoted = await timed(lambda d=draft: m.draft_promote(ME, d))
+            ms_promote, promoted = await timed(m.draft_promote(ME, draft))
             version = promoted["version"]
-            ms_install, _ = await timed(lambda v=version: m.module_install(ME, "big", v, "B1"))
-            ms_rollback, back = await timed(
-                lambda v=version: m.module_rollback(ME, "big", "bench", v - 1, "B1")
-            )
+            ms_install, _ = await timed(m.module_install(ME, "big", version, "B1"))
+            back_to = m.module_rollback(ME, "big", "bench", version - 1, "B1")
+            ms_rollback, back = await timed(back_to)
             assert back["version"] == version - 1
             if run:
                 times["promote"].append(ms_promote)
@@ -103,9 +103,9 @@ async def sandbox_cost(tree: Path, runs: int) -> dict[str, tuple[float, float, s
     out = {}
     for name, argv in {"python -c pass": [sys.executable, "-c", "pass"], "true": ["true"]}.items():
         await bare(argv, tree)
-        base = [(await timed(lambda a=argv: bare(a, tree)))[0] for _ in range(runs)]
+        base = [(await timed(bare(argv, tree)))[0] for _ in range(runs)]
         report = await run_sandboxed(argv, tree)
-        boxed = [(await timed(lambda a=argv: run_sandboxed(a, tree)))[0] for _ in range(runs)]
+        boxed = [(await timed(run_sandboxed(argv, tree)))[0] for _ in range(runs)]
         out[name] = (statistics.median(base), statistics.median(boxed), report.isolation)
     return out
 
