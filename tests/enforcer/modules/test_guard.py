@@ -16,7 +16,7 @@ from modules_kit import ME, World, at_phase, blob_path, promote_change, world
 from enforcer.errors import AttestationInvalidError, LedgerFaultError
 from enforcer.integrity import check_integrity
 from enforcer.ledger import canonical
-from enforcer.modules.attestation import open_envelope
+from enforcer.modules.attestation import open_statement
 from enforcer.modules.guard import verify_version
 from enforcer.modules.records import version_row
 
@@ -148,7 +148,7 @@ async def test_the_attestation_says_what_was_promoted_from_what_by_whom(tmp_path
         v2 = await promote_change(w)
         record = await _record(w, 2)
         raw = w.e.modules.kit.blobs.read(record.attestation_sha256)
-        stmt = open_envelope(raw, w.e.rt.signer.verifier)
+        stmt = open_statement(raw, w.e.rt.signer.verifier)
         assert stmt["_type"] == "https://in-toto.io/Statement/v1"
         assert stmt["subject"] == [
             {"name": "module:skills@2", "digest": {"sha256": v2["bundle_sha256"]}}
