@@ -20,7 +20,12 @@ STEPS: list[tuple[str, list[str]]] = [
     ("pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]),
     ("demo", [sys.executable, "-m", "server.cli", "demo", "--state-dir", str(_DEMO)]),
     ("integrity", [sys.executable, "scripts/integrity.py", "--state-dir", str(_DEMO)]),
-]
+    ("export", [sys.executable, "-m", "server.cli", "export", "--state-dir", str(_DEMO),
+                "--out", str(_DEMO.parent / "export")]),
+    ("export verify", [sys.executable, "-m", "server.cli", "export", "verify",
+                       str(_DEMO.parent / "export"), "--public-key",
+                       str(_DEMO / "keys" / "ed25519.pub")]),
+]  # fmt: skip
 
 
 def main() -> int:

@@ -70,7 +70,7 @@ class Trees:
             for index, (path, entry) in enumerate(manifest.files.items()):
                 if index == half:
                     halt_if_asked("install:materialising")
-                data = self.blobs.read_checked(entry.sha256)
+                data = self.blobs.read_checked(entry.sha256, entry.size)
                 if data is None:
                     raise guard_error(
                         record, "blob", f"the bytes of {path} are missing or altered", path
@@ -99,14 +99,15 @@ class Trees:
     def _matches(self, dest: Path, record: VersionRecord, manifest: Manifest) -> bool:
         """Whether `dest` holds exactly the manifest's files; raises for a bad blob."""
         same = True
+        root = str(dest)
         for path, entry in manifest.files.items():
-            data = self.blobs.read_checked(entry.sha256)
+            data = self.blobs.read_checked(entry.sha256, entry.size)
             if data is None:
                 raise guard_error(
                     record, "blob", f"the bytes of {path} are missing or altered", path
                 )
             if same:
-                same = _file_is(dest / path, data, entry.mode)
+                same = _file_is(f"{root}/{path}", data, entry.mode)
         return same and not _extra(dest, manifest)
 
     def problems(self, dest: Path, manifest: Manifest) -> list[str]:
@@ -115,8 +116,8 @@ class Trees:
             return [f"{dest} is missing"]
         found = []
         for path, entry in manifest.files.items():
-            data = self.blobs.read_checked(entry.sha256)
-            if data is not None and not _file_is(dest / path, data, entry.mode):
+            data = self.blobs.read_checked(entry.sha256, entry.size)
+            if data is not None and not _file_is(f"{dest}/{path}", data, entry.mode):
                 found.append(f"{path} differs")
         found += [f"{p} is not in the version" for p in _extra(dest, manifest)]
         return found
@@ -167,14 +168,14 @@ class Trees:
         return removed
 
 
-def _file_is(path: Path, data: bytes, mode: int) -> bool:
+def _file_is(path: str, data: bytes, mode: int) -> bool:
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size != len(data):
             return False
         if normal_mode(st.st_mode) != mode:
             return False
-        return read_bytes(path) == data
+        return read_bytes(path, len(data)) == data
     except OSError:
         return False
 
@@ -182,11 +183,12 @@ def _file_is(path: Path, data: bytes, mode: int) -> bool:
 def _extra(dest: Path, manifest: Manifest) -> list[str]:
     """Paths under `dest` that the manifest does not hold (files, links, stray directories)."""
     extra: list[str] = []
+    root = str(dest)
     stack = [""]
     while stack:
         rel = stack.pop()
         try:
-            entries = list(os.scandir(dest / rel if rel else dest))
+            entries = list(os.scandir(f"{root}/{rel}" if rel else root))
         except OSError:
             return [rel or "."]
         for entry in entries:

@@ -18,7 +18,15 @@ from pathlib import Path
 from enforcer.errors import InvalidArgumentError, NotFoundError, PhasegateError, StoreError
 from enforcer.paths import default_state_dir
 
-from . import control_cmds, ledger_cmds, module_cmds, policy_cmds, serve_cmds, task_cmds
+from . import (
+    control_cmds,
+    export_cmds,
+    ledger_cmds,
+    module_cmds,
+    policy_cmds,
+    serve_cmds,
+    task_cmds,
+)
 from .common import EXIT_FAULT, EXIT_OK, EXIT_UNREADABLE, Handler, print_error
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_UNREADABLE", "build_parser", "main"]
@@ -61,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_cmds.register(sub, common)
     task_cmds.register(sub, common)
     control_cmds.register(sub, common)
+    export_cmds.register(sub, common)
     module_cmds.register(sub, common)
     policy_cmds.register(sub, common)
     return parser

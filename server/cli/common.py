@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "require_state",
     "short",
     "supervisor",
+    "terminal_safe",
     "with_enforcer",
 ]
 
@@ -50,6 +52,19 @@ class UsageError(InvalidArgumentError):
 def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     """Print `payload` as JSON with --json, else the human `text`."""
     print(json.dumps(payload, indent=2, sort_keys=True) if args.json else text)
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that can reorder what a terminal shows.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINES = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str, *, keep_lines: bool = False) -> str:
+    """Agent-written text as a terminal may show it: every control character (escape sequences
+    that move the cursor, retitle the window or hide text) and bidi override made visible as
+    its escape. `keep_lines` keeps newlines and tabs (for artifact contents)."""
+    pattern = _UNSAFE if keep_lines else _UNSAFE_LINES
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def short(digest: str | None, n: int = 12) -> str:

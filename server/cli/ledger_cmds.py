@@ -6,12 +6,32 @@ import argparse
 import json
 from typing import Any
 
-from .common import EXIT_FAULT, EXIT_OK, UsageError, checked, emit, require_state, short
+from .common import (
+    EXIT_FAULT,
+    EXIT_OK,
+    UsageError,
+    checked,
+    emit,
+    require_state,
+    short,
+    terminal_safe,
+)
 from .common import with_enforcer as _with_enforcer
 
 __all__ = ["register"]
 
 MAX_TAIL = 10_000
+
+
+def _seq(text: str) -> int:
+    """A ledger sequence number: 0 to 2**53 - 1 (entries hold no larger integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**53:
+        raise argparse.ArgumentTypeError(f"{text} is not a ledger seq (0 to 2**53 - 1)")
+    return value
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
@@ -32,7 +52,7 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 def _subject(subject: dict[str, Any]) -> str:
     """The task first (what a supervisor scans for), then the rest by name."""
     keys = sorted(subject, key=lambda k: (k != "task", k))
-    return " ".join(f"{k}={subject[k]}" for k in keys)
+    return terminal_safe(" ".join(f"{k}={subject[k]}" for k in keys))
 
 
 def _ledger_tail(args: argparse.Namespace) -> int:
@@ -106,7 +126,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="only this task's entries")
     p.set_defaults(handler=_ledger_tail)
     p = lsub.add_parser("show", parents=[common], help="one entry, with its trace id")
-    p.add_argument("seq", type=int)
+    p.add_argument("seq", type=_seq)
     p.set_defaults(handler=_ledger_show)
     p = lsub.add_parser("checkpoint", parents=[common], help="sign a checkpoint now")
     p.set_defaults(handler=_ledger_checkpoint)

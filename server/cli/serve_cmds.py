@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from typing import Any
@@ -13,7 +14,14 @@ from typing import Any
 from enforcer.config import config_path
 from enforcer.paths import StatePaths
 
-from .common import EXIT_OK, EXIT_UNREADABLE, cli_config, require_state, with_enforcer
+from .common import (
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    UsageError,
+    cli_config,
+    require_state,
+    with_enforcer,
+)
 
 __all__ = ["register"]
 
@@ -141,6 +149,8 @@ def _telemetry_summary(args: argparse.Namespace) -> int:
 
 def _telemetry_trace(args: argparse.Namespace) -> int:
     trace_id = args.trace_id.lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", trace_id):
+        raise UsageError(f"{args.trace_id!r} is not a trace id (32 hex digits)")
     entries = with_enforcer(args, lambda e: e.ledger.by_trace(trace_id))
     rows = [e.as_dict() for e in entries]
     if args.json:
