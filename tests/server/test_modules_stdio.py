@@ -127,6 +127,24 @@ async def test_register_draft_validate_promote_install_and_roll_back_over_stdio(
     assert by_type["module.rolled_back"]["reason"] == "reviews got worse"
     for e in steps:
         assert any(k.endswith("sha256") for k in e["data"]), e["type"]
+    # The sandboxed run is an agent.verify span inside the draft_validate call's span.
+    spans = {}
+    for path in (state_dir / "telemetry").glob("traces*.jsonl"):
+        for line in path.read_text().splitlines():
+            for rs in json.loads(line)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    spans.update({x["spanId"]: x for x in ss["spans"]})
+
+    def attrs(span: dict[str, Any]) -> dict[str, Any]:
+        return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+    verify = [
+        x for x in spans.values() if x["name"] == "agent.verify" and "phasegate.draft" in attrs(x)
+    ]
+    assert len(verify) == 1, [x["name"] for x in spans.values()]
+    assert attrs(verify[0])["phasegate.draft"] == d
+    assert attrs(verify[0])["phasegate.sandbox.isolation"] == report["isolation"]
+    assert spans[verify[0]["parentSpanId"]]["name"] == "tools/call draft_validate"
     report_text = cli("verify", "--state-dir", str(state_dir)).stdout
     assert "2 module versions" in report_text and "installed trees" in report_text
     listing = json.loads(

@@ -375,3 +375,31 @@ async def test_another_agent_cannot_change_a_draft_of_a_task_it_does_not_hold(
         draft = (await w.e.modules.draft_create(ME, "T1", "skills"))["draft"]
         with pytest.raises(LeaseHeldError):
             await w.e.modules.draft_write(OTHER, draft, "SKILL.md", "# mine\n")
+
+
+async def test_a_validator_past_its_time_fails_the_draft_while_other_calls_are_answered(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import sys
+
+    hang = [sys.executable, "-c", "import time; time.sleep(300)"]
+    async with world(tmp_path, validator=hang, timeout_s=2) as w:
+        m = w.e.modules
+        await at_phase(w.e, "T1", "IMPLEMENT")
+        draft = (await m.draft_create(ME, "T1", "skills"))["draft"]
+        await m.draft_write(ME, draft, "SKILL.md", "# Two\n")
+        running = asyncio.create_task(m.draft_validate(ME, draft))
+        for _ in range(100_000):  # yield (bounded) until the run has started
+            if (await m.draft_show(draft))["state"] == "VALIDATING":
+                break
+            await asyncio.sleep(0)
+        for _ in range(20):  # the server keeps answering while the validator runs
+            await m.module_list()
+            await m.draft_diff(draft)
+        assert not running.done()
+        result = await asyncio.wait_for(running, 60)
+        assert result["state"] == "FAILED"
+        assert result["report"]["stopped_by"] == "timeout"
+        assert result["report"]["duration_ms"] < 30_000
+        assert (await m.draft_show(draft))["state"] == "FAILED"
