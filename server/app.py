@@ -60,7 +60,13 @@ REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
 4. To go back, phase_backtrack(task, to, reason); later phases then need fresh evidence.
 5. prompt_attest(task, prompt) once per phase with the instructions you work under.
 6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer). Pass
-   your lease's fencing_token on writes to have them refused if the lease changed hands since."""
+   your lease's fencing_token on writes to have them refused if the lease changed hands since.
+7. Governed modules (module_list) change only through drafts: in IMPLEMENT draft_create(task,
+   module), then draft_write / draft_delete_file / draft_apply_patch (paths relative to the
+   module), draft_diff, draft_validate (the module's own validator, sandboxed; any later edit
+   needs a new run); in PR draft_promote(draft) makes a signed version, module_install(task,
+   module, version) installs it; in MONITOR module_rollback(task, module, reason) goes back.
+   A draft behind the newest version needs draft_rebase(draft) before it can be promoted."""
 
 _INSTANCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -91,10 +91,10 @@ async def run_demo(state_dir: Path, say: Say = _print) -> str:
     me = Caller("demo-agent", instance="demo")
     async with open_runtime(state_dir, config=config) as rt:
         e = Enforcer(rt)
-        module = DemoModule(e, me, state_dir, say)
-        await module.register()
         task = (await e.task_start(me, "Demo: make add() add")).task.task
         say({"step": "started", "task": task, "text": f"task {task} at STRATEGIZE"})
+        module = DemoModule(e, me, state_dir, say)
+        await module.register()
         try:
             await e.phase_advance(me, task, "PLAN")
         except PhasegateError as refused:

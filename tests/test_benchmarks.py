@@ -51,6 +51,11 @@ CASES = {
         [],
         ["policy decision on a 30-file diff", "decision: approval pending", "target p50"],
     ),
+    "modules": (
+        ["bench_modules.py", "--runs", "1", "--files", "20", "--file-kb", "2"],
+        [],
+        ["promote   p50", "install   p50", "rollback  p50", "sandbox overhead, 20-file tree"],
+    ),
     "server, raw client": (
         ["bench_server.py", "--runs", "1", "--calls", "20", "--advances", "5"],
         ["--warmup", "10", "--block", "5", "--raw"],

@@ -91,13 +91,17 @@ TABLES: dict[str, str] = {
 }
 
 OPEN = ("PENDING", "APPROVED")  # the states a later change to the draft makes STALE
+_REQUEST_KEYS = frozenset(
+    {"id", "module", "draft", "diff_sha256", "risk", "rules", "files", "added", "removed"}
+    | {"requested_by", "requested_at", "expires_at"}
+)
 
 
 def _requested(tx: Tx, e: LedgerEntry) -> None:
     d = e.fields["data"]
     a = d.get("approval")
-    if not isinstance(a, dict):
-        return
+    if not isinstance(a, dict) or not set(a) >= _REQUEST_KEYS:
+        return  # no request, or one a policy other than enforcer/policy/ shaped
     gone = a.get("supersedes")
     if isinstance(gone, dict):
         tx.execute(

@@ -76,7 +76,7 @@ def sync_tree(root: Path, files: Iterable[Path]) -> None:
         sync_dir(directory)
 
 
-def write_file(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path | str, data: bytes, mode: int) -> None:
     """Create `path` (which must not exist) holding `data` with permission bits `mode`; the
     caller syncs (`sync_tree`) before anything names it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)

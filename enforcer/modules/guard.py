@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..errors import AttestationInvalidError, PhasegateError
 from ..ledger.keys import Verifier
-from .attestation import AttestationFault, open_envelope, subject_name
+from .attestation import AttestationFault, open_statement, subject_name
 from .blobs import BlobStore, sha256_hex
 from .manifest import Manifest, ManifestError
 from .records import VersionRecord
@@ -52,7 +52,7 @@ def verify_version(record: VersionRecord, blobs: BlobStore, verifier: Verifier) 
     except (PhasegateError, OSError) as e:  # missing or unreadable: it cannot verify
         raise guard_error(record, "attestation_missing", "its attestation is missing") from e
     try:
-        stmt = open_envelope(raw, verifier)
+        stmt = open_statement(raw, verifier)
     except AttestationFault as e:
         raise guard_error(record, e.fault, e.message) from e
     wanted = [

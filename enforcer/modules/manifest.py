@@ -31,6 +31,10 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MODES = (0o644, 0o755)
 
 
+_PARSED: dict[str, Manifest] = {}  # by the sha256 of their bytes
+_PARSED_MAX = 64
+
+
 class ManifestError(ValueError):
     """Manifest bytes that are not a canonical, well-formed manifest."""
 
@@ -128,7 +132,20 @@ class Manifest:
     def from_bytes(cls, raw: bytes) -> Manifest:
         """Parse manifest bytes strictly: canonical, typed, every path valid, no collisions.
 
-        Raises ManifestError."""
+        Raises ManifestError. Bytes parsed before are recognised by their digest and their
+        manifest reused (manifests are immutable; the same bytes make the same manifest)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        known = _PARSED.get(digest)
+        if known is not None:
+            return known
+        manifest = cls._parse(raw)
+        _PARSED[digest] = manifest
+        if len(_PARSED) > _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        return manifest
+
+    @classmethod
+    def _parse(cls, raw: bytes) -> Manifest:
         try:
             body = canonical.decode(raw)
         except ValueError as e:

@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_cmds.register(sub, common)
     task_cmds.register(sub, common)
     control_cmds.register(sub, common)
+    export_cmds.register(sub, common)
     module_cmds.register(sub, common)
     policy_cmds.register(sub, common)
-    export_cmds.register(sub, common)
     ui_cmds.register(sub, common)
     return parser
 

@@ -30,6 +30,7 @@ _HINTS = {
     " their versions",
     "ATTESTATION_INVALID": "nothing moved; phasegate verify names every fault",
     "CONFLICT": "phasegate module versions NAME shows the versions and the active one",
+    "INVALID_ARGUMENT": "phasegate module list shows the modules by name",
 }
 
 

@@ -15,6 +15,7 @@ from server_kit import INSTANCE
 
 from enforcer.config import Config
 from enforcer.model import Caller
+from enforcer.policy_config import PolicyConfig
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 
@@ -112,3 +113,40 @@ async def every_module_tool(session: Any, task: str, advance_to: Any) -> dict[st
     await advance_to(session, task, Phase.MONITOR)
     await call("module_rollback", task=task, module=MODULE, reason="back to v1")
     return promoted
+
+
+def tree_files(root: Path) -> dict[str, str]:
+    """Every file under `root` (through a symlinked root), relative path -> text."""
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+async def promoted_v2(state_dir: Path, root: Path, task: str = "T1") -> tuple[Path, dict, dict]:  # type: ignore[type-arg]
+    """MODULE registered (v1 installed) and a v2 promoted by `task`, which is left at PR
+    (moved there without gates: phases are the router's, this is only the setting).
+    Returns (install path, v1's files, v2's files)."""
+    from phasegate_testkit import NO_GATES
+
+    await register(state_dir, root)
+    install = root / "live" / MODULE
+    v1 = tree_files(install)
+    caller = Caller("alice", instance=INSTANCE)
+    # A 40-file change is MEDIUM: promoted without a person here (these tests are about
+    # installing it; tests/enforcer/policy/ are about approving).
+    config = Config(gates=NO_GATES, policy=PolicyConfig(auto_approve=["LOW", "MEDIUM", "HIGH"]))
+    async with open_runtime(state_dir, config=config, checkpoint_on_close=False) as rt:
+        e = Enforcer(rt)
+        await e.task_start(caller, "change the skills", task)
+        while (await e.task_status(task)).task.phase.value != "IMPLEMENT":
+            await e.phase_advance(caller, task)
+        draft = (await e.modules.draft_create(caller, task, MODULE))["draft"]
+        changed = {f"many/{i}.md": f"# Page {i}\n" + "text\n" * 200 for i in range(40)}
+        for path, text in {"SKILL.md": "# Review skill v2\n", **changed}.items():
+            await e.modules.draft_write(caller, draft, path, text)
+        assert (await e.modules.draft_validate(caller, draft))["state"] == "VALIDATED"
+        while (await e.task_status(task)).task.phase.value != "PR":
+            await e.phase_advance(caller, task)
+        await e.modules.draft_promote(caller, draft)
+        await e.lease_release(caller, task)  # the server's agent takes the task from here
+        await rt.ledger.checkpoint()
+    v2 = {**v1, "SKILL.md": "# Review skill v2\n", **changed}
+    return install, v1, v2

@@ -164,3 +164,21 @@ def test_every_policy_command_refuses_a_directory_without_state(
     assert proc.stdout == "" and proc.stderr.startswith("error: no phasegate state in")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "none").exists()
+
+
+async def test_the_freeze_stops_approvals_and_grants_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with policy_world(tmp_path, start=now()) as w:
+        _, approval = await pending(w)
+        code, _, _ = await cli(capsys, w, "freeze", "--reason", "incident")
+        assert code == EXIT_OK
+        for argv in (
+            ["approve", approval, "--note", "ok", "--actor", "root"],
+            ["exception", "grant", "skills", "approval", "--until", "1h", "--reason", "r"],
+        ):
+            code, _, err = await cli(capsys, w, *argv, "--json")
+            assert code == EXIT_FAULT and json.loads(err)["error"]["code"] == "FROZEN", argv
+        assert (await w.e.approvals.show(approval))["status"] == "PENDING"
+        code, out, _ = await cli(capsys, w, "approvals")  # reading still works
+        assert code == EXIT_OK and "PENDING" in out

@@ -94,3 +94,22 @@ async def at_phase(e: Enforcer, task: str, phase: str) -> None:
     """Move `task` forward to `phase` (the world's config has no gates)."""
     while (await e.task_status(task)).task.phase.value != phase:
         await e.phase_advance(ME, task)
+
+
+async def promote_change(
+    w: World, files: dict[str, str] | None = None, task: str = "T1"
+) -> dict[str, Any]:
+    """A draft of the module with `files` written, validated, promoted; the task ends at PR."""
+    e = w.e
+    await at_phase(e, task, "IMPLEMENT")
+    draft = (await e.modules.draft_create(ME, task, "skills"))["draft"]
+    for path, text in (files or {"SKILL.md": "# Review skill v2\n"}).items():
+        await e.modules.draft_write(ME, draft, path, text)
+    validated = await e.modules.draft_validate(ME, draft)
+    assert validated["state"] == "VALIDATED", validated["report"]
+    await at_phase(e, task, "PR")
+    return await e.modules.draft_promote(ME, draft)
+
+
+def blob_path(state: Path, sha: str) -> Path:
+    return state / "blobs" / "sha256" / sha[:2] / sha
