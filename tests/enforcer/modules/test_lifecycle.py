@@ -1,6 +1,6 @@
 """The change lifecycle through the enforcer: validation gates promotion, promotion needs the
-newest base, the pause is checked twice, the freeze and an unreadable control refuse, the
-policy hook decides, and each step is one ledger entry with its actor and hashes — which a
+newest base, the pause is checked twice, the freeze and an unreadable control refuse, a hung
+validator is stopped, and each step is one ledger entry with its actor and hashes — which a
 replay turns back into exactly the store's tables."""
 
 from __future__ import annotations
