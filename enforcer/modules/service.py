@@ -24,7 +24,7 @@ from ..names import check_module_name
 from ..paths import StatePaths
 from ..process.leases import Leases
 from ..process.work import Work
-from .attestation import open_envelope
+from .attestation import open_statement
 from .blobs import BlobStore
 from .drafts import Drafts
 from .guard import verify_version
@@ -91,7 +91,7 @@ class Modules:
         verifier = self.installs.verifier
         try:
             verify_version(record, self.kit.blobs, verifier)
-            stmt = open_envelope(self.kit.blobs.read(record.attestation_sha256), verifier)
+            stmt = open_statement(self.kit.blobs.read(record.attestation_sha256), verifier)
         except AttestationInvalidError as e:
             return {"verified": False, "fault": e.details.get("fault"), "message": e.message}
         return {
