@@ -19,8 +19,9 @@ from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .config import Config, load_config
+from .config import config_path as find_config
 from .errors import WritesRefusedError
-from .ledger import projection
+from .ledger import module_projection, policy_projection, projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
 from .paths import StatePaths
@@ -32,8 +33,13 @@ __all__ = ["MIGRATIONS", "Runtime", "open_runtime"]
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "phasegate"
-# Schema versions in order: 1 the ledger, 2 the projection of it.
-MIGRATIONS: list[MigrationLike] = [*LEDGER_MIGRATIONS, projection.SCHEMA]
+# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules, 4 policy.
+MIGRATIONS: list[MigrationLike] = [
+    *LEDGER_MIGRATIONS,
+    projection.SCHEMA,
+    module_projection.SCHEMA,
+    policy_projection.SCHEMA,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,9 @@ class Runtime:
     signer: Signer
     ledger: Ledger
     store_url: str | None = None  # PostgreSQL; None: SQLite at paths.db
+    # The phasegate.toml the configuration came from, which the policy re-reads while serving
+    # (None: defaults, or a Config handed in without a file).
+    config_file: Path | None = None
 
 
 @contextlib.asynccontextmanager
@@ -56,11 +65,16 @@ async def open_runtime(
     clock: Clock | None = None,
     checkpoint_on_close: bool = True,
     store_url: str | None = None,
+    config_file: Path | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open everything under `state_dir`; on exit sign a final checkpoint and close the store.
 
-    `store_url` (a PostgreSQL URL) overrides ``[store] url``; with neither, SQLite."""
+    `store_url` (a PostgreSQL URL) overrides ``[store] url``; with neither, SQLite.
+    `config_file`: the file `config` was loaded from, when one is handed in (else the file the
+    lookup finds); the policy watches it for changes while serving."""
     paths = StatePaths(state_dir)
+    if config is None:
+        config_file = find_config(config_path, state_dir)
     cfg = config or load_config(config_path, state_dir=state_dir)
     url = store_url or cfg.store.url
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +94,7 @@ async def open_runtime(
         CheckpointPolicy(cfg.ledger.checkpoint_every, cfg.ledger.checkpoint_interval_s),
     )
     try:
-        yield Runtime(paths, cfg, ledger.clock, store, signer, ledger, url)
+        yield Runtime(paths, cfg, ledger.clock, store, signer, ledger, url, config_file)
     finally:
         try:
             if checkpoint_on_close and ledger.refusal is None:

@@ -30,8 +30,8 @@ from mcp_types import CallToolResult, ToolAnnotations
 from opentelemetry import trace
 
 from enforcer.clock import Clock
-from enforcer.config import Config, load_config
-from enforcer.errors import NotFoundError, WritesRefusedError
+from enforcer.config import Config, config_path, load_config
+from enforcer.errors import NotFoundError, PhasegateError, WritesRefusedError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -41,6 +41,7 @@ from .auth import ConfigTokenVerifier
 from .catalogue import ToolSpec, tool_table
 from .journal import Journal
 from .router import Router, error_result
+from .tool_models import input_schema
 from .tools import HANDLERS
 
 __all__ = ["AppState", "ServeOptions", "build_server"]
@@ -59,7 +60,13 @@ REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
 4. To go back, phase_backtrack(task, to, reason); later phases then need fresh evidence.
 5. prompt_attest(task, prompt) once per phase with the instructions you work under.
 6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer). Pass
-   your lease's fencing_token on writes to have them refused if the lease changed hands since."""
+   your lease's fencing_token on writes to have them refused if the lease changed hands since.
+7. Governed modules (module_list) change only through drafts: in IMPLEMENT draft_create(task,
+   module), then draft_write / draft_delete_file / draft_apply_patch (paths relative to the
+   module), draft_diff, draft_validate (the module's own validator, sandboxed; any later edit
+   needs a new run); in PR draft_promote(draft) makes a signed version, module_install(task,
+   module, version) installs it; in MONITOR module_rollback(task, module, reason) goes back.
+   A draft behind the newest version needs draft_rebase(draft) before it can be promoted."""
 
 _INSTANCE = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "$" admits a final newline
 
@@ -74,6 +81,9 @@ class ServeOptions:
     http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
     store_url: str | None = None  # PostgreSQL; None: [store] url, else SQLite in state_dir
     instance: str = field(default_factory=lambda: f"{HOST}-{os.getpid()}")
+    # The state while the server runs (one item, from the lifespan): the web page served in
+    # the same process reads the same enforcer through it.
+    running: list[AppState] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -194,8 +204,16 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        # The file the policy re-reads while serving: the one named, else the one looked up.
+        watched = options.config_path
+        if options.config is None:
+            watched = config_path(options.config_path, options.state_dir)
         async with open_runtime(
-            options.state_dir, config=config, clock=options.clock, store_url=options.store_url
+            options.state_dir,
+            config=config,
+            clock=options.clock,
+            store_url=options.store_url,
+            config_file=watched,
         ) as rt:
             # Before serving: compare the ledger with the newest signed checkpoint (a fault is
             # logged in one line and refuses every write; reads go on), and sign what a
@@ -203,12 +221,16 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             with contextlib.suppress(WritesRefusedError):
                 await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
+            await _reconcile_modules(enforcer, options)
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
+            state = AppState(enforcer, router, config, options)
+            options.running.append(state)
             try:
-                yield AppState(enforcer, router, config, options)
+                yield state
             finally:
+                options.running.remove(state)
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
@@ -236,9 +258,26 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 open_world_hint=False,
             ),
         )
+        # The SDK derives the input schema from the function's signature, with a title per
+        # field; advertise the catalogue's lean one instead (the SDK's manager keeps no other).
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None:
+            registered.parameters = input_schema(spec.args)
     _add_resources(server)
     router_middleware.server = server
     return server
+
+
+async def _reconcile_modules(enforcer: Enforcer, options: ServeOptions) -> None:
+    """Point every module's install path at its active version (a crash mid-install may have
+    left it at the other one); a module that cannot be repaired is logged, not fatal."""
+    server = Caller("phasegate", "admin", options.instance, os.getpid(), HOST)
+    try:
+        for line in await enforcer.modules.reconcile(server):
+            if line.get("repaired") or not line.get("consistent"):
+                logger.warning("module %s at start: %s", line["module"], line)
+    except PhasegateError as e:
+        logger.error("modules could not be reconciled at start: %s", e.message)
 
 
 async def _checkpoint_ticker(enforcer: Enforcer) -> None:

@@ -24,7 +24,7 @@ from enforcer.config import Config
 
 from .auth import ConfigTokenVerifier
 
-__all__ = ["BearerGate", "http_app", "run_http"]
+__all__ = ["BearerGate", "Site", "http_app", "run_http"]
 
 _REALM = 'Bearer realm="phasegate"'
 
@@ -77,13 +77,36 @@ async def _challenge(send: Send, www_authenticate: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: MCPServer[Any], config: Config, *, host: str) -> ASGIApp:
-    """The MCP endpoint at /mcp behind the bearer gate."""
-    return BearerGate(server.streamable_http_app(host=host), ConfigTokenVerifier(config))
+class Site:
+    """``/mcp`` to the MCP app behind the bearer gate, every other path to the supervisor page
+    (which signs in with its own session cookie, never a bearer header). The MCP app owns the
+    lifespan: it opens the state both serve."""
+
+    def __init__(self, mcp: ASGIApp, web: ASGIApp) -> None:
+        self.mcp = mcp
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "lifespan" or path == "/mcp" or path.startswith("/mcp/"):
+            await self.mcp(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
 
 
-def run_http(server: MCPServer[Any], config: Config, host: str, port: int) -> None:
+def http_app(
+    server: MCPServer[Any], config: Config, *, host: str, web: ASGIApp | None = None
+) -> ASGIApp:
+    """The MCP endpoint at /mcp behind the bearer gate; the page `web` at / when given."""
+    mcp = BearerGate(server.streamable_http_app(host=host), ConfigTokenVerifier(config))
+    return mcp if web is None else Site(mcp, web)
+
+
+def run_http(
+    server: MCPServer[Any], config: Config, host: str, port: int, web: ASGIApp | None = None
+) -> None:
     """Serve until interrupted (uvicorn handles SIGINT and SIGTERM)."""
     import uvicorn
 
-    uvicorn.run(http_app(server, config, host=host), host=host, port=port, log_level="warning")
+    app = http_app(server, config, host=host, web=web)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -241,6 +241,13 @@ class Router:
                     hint="tools you may call: " + ", ".join(self.allowed_now(None, caller)),
                     details={"role": caller.role, "required": spec.role},
                 )
+            draft = getattr(args, "draft", None)
+            if (
+                task is None
+                and draft is not None
+                and (not spec.read_only or spec.phases != ALL_PHASES)
+            ):
+                task = await self.enforcer.modules.draft_task(draft)  # a draft's tools: its task
             if task is None and not spec.read_only and not spec.creates_task:
                 raise InvalidArgumentError(f"{name} changes state and must name a task")
             phase: Phase | None = None

@@ -29,6 +29,7 @@ from .catalogue import (
     TaskWriteArgs,
 )
 from .context import CallContext
+from .module_tools import MODULE_HANDLERS
 
 __all__ = ["HANDLERS"]
 
@@ -154,4 +155,4 @@ HANDLERS = {
         ledger_verify,
         controls_status,
     )
-}
+} | MODULE_HANDLERS

@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 _HERE = Path(__file__).resolve().parent
-for kit_dir in (_HERE / "enforcer", _HERE / "server"):
+for kit_dir in (
+    _HERE / "enforcer",
+    _HERE / "server",
+    _HERE / "enforcer" / "modules",
+    _HERE / "enforcer" / "policy",
+):
     if str(kit_dir) not in sys.path:
         sys.path.insert(0, str(kit_dir))
 

@@ -101,6 +101,26 @@ class Ledger:
         row = await self.store.read(lambda tx: tx.one("SELECT max(seq) FROM ledger"))
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
+    async def head(self) -> int:
+        """The newest seq, or -1 when empty: one step down the primary key, cheap to poll."""
+        row = await self.store.peek_one("SELECT max(seq) FROM ledger")
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    async def tasks_since(self, seq: int, limit: int = 1000) -> list[str | None]:
+        """The tasks (None for entries about no task) of the entries after `seq`."""
+        rows = await self.store.peek(
+            lambda tx: tx.all(
+                "SELECT DISTINCT task FROM"
+                " (SELECT task FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?)",
+                (seq, limit),
+            )
+        )
+        return [r[0] for r in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest signed checkpoint in ``checkpoints/``, its signature checked."""
+        return checkpoint.latest(self.checkpoints_dir, self.signer.verifier)
+
     async def get(self, seq: int) -> LedgerEntry | None:
         row = await self.store.read(
             lambda tx: tx.one(

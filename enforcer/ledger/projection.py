@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..store import MigrationLike, SqliteTx, Tx, migrate
+from . import module_projection, policy_projection
 from .entries import LedgerEntry
 
 __all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "refusals_of", "replay", "snapshot"]
@@ -99,6 +100,8 @@ TABLES: dict[str, str] = {
     "attestations": "task, phase",
     "counters": "name",
     "controls": "name",
+    **module_projection.TABLES,
+    **policy_projection.TABLES,
 }
 
 # Ledger entry type -> the process counters it increments (DESIGN.md, Telemetry).
@@ -273,6 +276,7 @@ _APPLY: dict[str, Callable[[Tx, LedgerEntry], None]] = {
     "prompt.baseline_set": _baseline,
     "prompt.rebaselined": _baseline,
     "prompt.drift": _drift,
+    **module_projection.APPLY,
 }
 
 
@@ -281,6 +285,9 @@ def apply(tx: Tx, entry: LedgerEntry) -> None:
     handler = _APPLY.get(entry.type)
     if handler is not None:
         handler(tx, entry)
+    also = policy_projection.APPLY.get(entry.type)  # approvals, exceptions, limits
+    if also is not None:
+        also(tx, entry)
     counters = COUNTERS.get(entry.type, ())
     if counters:
         by = refusals_of(entry)

@@ -189,3 +189,37 @@ class Tasks:
             }
             for r in rows
         ]
+
+    async def board(self) -> list[dict[str, Any]]:
+        """Every task with what a supervisor's board shows: the phase, the holder and expiry of
+        the current phase's lease, its prompt drift, and the newest ledger entry about it (the
+        last activity), in one read. The newest entry is one step down the ledger's
+        (task, seq) index per task."""
+        now = rfc3339(self.work.clock.now())
+        rows = await self.work.store.peek(
+            lambda tx: tx.all(
+                "SELECT t.task, t.title, t.phase, t.epoch, l.actor, l.instance, l.expires_at,"
+                " a.drift, a.severity, g.seq, g.ts, g.type"
+                " FROM tasks t"
+                " LEFT JOIN leases l ON l.task = t.task AND l.phase = t.phase"
+                " LEFT JOIN attestations a ON a.task = t.task AND a.phase = t.phase"
+                " LEFT JOIN ledger g ON g.seq ="
+                " (SELECT max(seq) FROM ledger WHERE task = t.task)"
+                " ORDER BY t.created_at, t.task"
+            )
+        )
+        return [
+            {
+                "task": r[0],
+                "title": r[1],
+                "phase": r[2],
+                "epoch": r[3],
+                "holder": f"{r[4]}/{r[5]}" if r[4] and r[6] and r[6] > now else None,
+                "lease_expires_at": r[6] if r[4] else None,
+                "drift": str(r[8] or "WARN") if r[7] else None,
+                "last_seq": r[9],
+                "last_activity": r[10],
+                "last_type": r[11],
+            }
+            for r in rows
+        ]

@@ -18,7 +18,16 @@ from pathlib import Path
 from enforcer.errors import InvalidArgumentError, NotFoundError, PhasegateError, StoreError
 from enforcer.paths import default_state_dir
 
-from . import control_cmds, export_cmds, ledger_cmds, serve_cmds, task_cmds
+from . import (
+    control_cmds,
+    export_cmds,
+    ledger_cmds,
+    module_cmds,
+    policy_cmds,
+    serve_cmds,
+    task_cmds,
+    ui_cmds,
+)
 from .common import EXIT_FAULT, EXIT_OK, EXIT_UNREADABLE, Handler, print_error
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_UNREADABLE", "build_parser", "main"]
@@ -70,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     task_cmds.register(sub, common)
     control_cmds.register(sub, common)
     export_cmds.register(sub, common)
+    module_cmds.register(sub, common)
+    policy_cmds.register(sub, common)
+    ui_cmds.register(sub, common)
     return parser
 
 
@@ -98,7 +110,17 @@ def _unwrapped(handler: Handler, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Everything after the first "--" is an argv for the command itself (module add's
+    # validator); argparse's subparsers do not pass it through, so it is split off here.
+    words = list(sys.argv[1:] if argv is None else argv)
+    trailing: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, trailing = words[:cut], words[cut + 1 :]
+    args = parser.parse_args(words)
+    if trailing and not getattr(args, "takes_argv", False):
+        parser.error(f"unrecognized arguments: -- {' '.join(trailing)}")
+    args.argv = trailing
     if args.state_dir is None:
         args.state_dir = default_state_dir()
     handler: Handler = args.handler

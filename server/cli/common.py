@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from enforcer.config import Config, load_config
+from enforcer.config import Config, config_path, load_config
 from enforcer.errors import InvalidArgumentError, LedgerFaultError, NotFoundError, StoreError
 from enforcer.model import Caller
 from enforcer.paths import StatePaths
@@ -123,7 +123,11 @@ def with_enforcer(
 
     async def run() -> Any:
         async with open_runtime(
-            args.state_dir, config=config, checkpoint_on_close=write, store_url=url
+            args.state_dir,
+            config=config,
+            checkpoint_on_close=write,
+            store_url=url,
+            config_file=config_path(args.config, args.state_dir),
         ) as rt:
             return await fn(Enforcer(rt))
 

@@ -103,7 +103,9 @@ def _verify_all(args: argparse.Namespace) -> int:
         d,
         f"OK ledger {d['entries']} entries, {d['checkpoints']} checkpoints;"
         f" {d['blobs_checked']} evidence blobs, {d['evidence_files_checked']} evidence files;"
-        f" projection ({d['projection_rows']} rows) equals a replay of the ledger",
+        f" projection ({d['projection_rows']} rows) equals a replay of the ledger;"
+        f" {d['module_versions_checked']} module versions (signatures, manifests,"
+        f" {d['module_blobs_checked']} blobs), {d['installed_trees_checked']} installed trees",
     )
     return EXIT_OK
 
