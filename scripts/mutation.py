@@ -22,6 +22,7 @@ pending. Needs ``pip install cosmic-ray`` (in the ``mutation`` extra).
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import os
 import re
@@ -109,7 +110,11 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "enforcer/process/control_rows.py",
-        ("tests/server/test_freeze_everywhere.py", "tests/server/test_router_fail_closed.py"),
+        (
+            "tests/enforcer/process/test_control_rows.py",
+            "tests/server/test_freeze_everywhere.py",
+            "tests/server/test_router_fail_closed.py",
+        ),
         sets=CI,
     ),
     Target(
@@ -247,19 +252,45 @@ def _cosmic(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"cosmic-ray {args[0]} failed: {done.stderr.strip()[-2000:]}")
 
 
-def _skip(db: Path, target: Target) -> int:
-    """Mark excluded operators and out-of-scope code skipped before anything runs."""
+def _annotations(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (start, end) positions of every annotation in `source`. Every module here starts
+    with ``from __future__ import annotations``: annotations are never evaluated, so a
+    mutation inside one (``Checkpoint | None`` -> ``Checkpoint - None``) cannot change
+    behaviour and is not run."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        found: list[ast.expr | None] = []
+        if isinstance(node, ast.arg):
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+        for a in found:
+            if a is not None and a.end_lineno is not None and a.end_col_offset is not None:
+                spans.append(((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)))
+    return spans
+
+
+def _skip(db: Path, target: Target, source: str) -> int:
+    """Mark excluded operators, annotations and out-of-scope code skipped before anything
+    runs."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     excluded = re.compile("|".join(f"(?:{e})" for e in EXCLUDED_OPERATORS))
+    postponed = "from __future__ import annotations" in source
+    spans = _annotations(source) if postponed else []
     skipped = 0
     with use_db(str(db), WorkDB.Mode.open) as work_db:
         for item in list(work_db.pending_work_items):
             why = ""
             for m in item.mutations:
+                at = (m.start_pos[0], m.start_pos[1])
                 if excluded.match(m.operator_name):
                     why = "operator left out (repeats another mutation of the same site)"
+                elif any(start <= at < end for start, end in spans):
+                    why = "inside an annotation (never evaluated)"
                 elif target.scope and m.definition_name not in target.scope:
                     why = f"outside the checked scope ({m.definition_name or 'module level'})"
             if why:
@@ -296,7 +327,7 @@ def run_target(target: Target, equivalents: list[dict[str, str]], keep: bool) ->
         cfg, db = work / "cosmic-ray.toml", work / "session.sqlite"
         cfg.write_text(_config(target, tests, timeout))
         _cosmic(["init", str(cfg), str(db)], tree)
-        fig.skipped = _skip(db, target)
+        fig.skipped = _skip(db, target, (tree / target.module).read_text())
         _cosmic(["exec", str(cfg), str(db)], tree)
         _collect(db, fig, equivalents)
     except Exception as e:  # a broken run must fail loudly, not count as clean

@@ -87,3 +87,13 @@ async def test_evidence_put_accepts_a_name_of_exactly_the_limit(tmp_path: Path) 
         assert rec.name == name
         assert [r.name for r in await e.evidence_list("T1")] == [name]
     assert (tmp_path / "evidence" / "T1" / "STRATEGIZE" / name).read_text() == "- x\n"
+
+
+@pytest.mark.parametrize("length", [40, 41, 42])
+def test_a_refused_name_is_shown_whole_up_to_40_characters_and_cut_after(length: int) -> None:
+    name = "a.." + "b" * (length - 3)  # refused for its '..'
+    message = _refused(name).message
+    if length <= 40:
+        assert repr(name) in message and "…" not in message
+    else:
+        assert repr(name[:40] + "…") in message and name not in message
