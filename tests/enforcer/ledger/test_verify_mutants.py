@@ -9,6 +9,7 @@ the edited entry. Without checkpoints (the synthetic chains below), nothing else
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from ledger_kit import GENESIS, build_ledger, leaf_hex, rechain, rows, tampering
 
-from enforcer.errors import LedgerFaultError
+from enforcer.errors import LedgerFaultError, StoreError
 from enforcer.ledger import canonical
 from enforcer.ledger.verify import verify_rows, verify_state
 
@@ -113,3 +114,52 @@ def test_a_prev_column_that_differs_from_a_correct_json_prev_is_a_link_fault() -
     seq, _, leaf, raw = chain[3]
     chain[3] = (seq, FORGED_PREV, leaf, raw)  # the hashed bytes are untouched
     assert _fault(lambda: verify_rows(iter(chain))) == ("link", 3)
+
+
+# --- checkpoints as the verifier reads them ---------------------------------------------------
+
+
+def _cp(state: Path, size: int) -> Path:
+    return state / "checkpoints" / f"{size:012d}.txt"
+
+
+@pytest.mark.parametrize(("signed", "named"), [(5, 3), (5, 7), (12, 11)])
+async def test_a_checkpoint_whose_name_and_signed_size_differ_is_a_signature_fault(
+    ledger: Path, signed: int, named: int
+) -> None:
+    _cp(ledger, signed).rename(_cp(ledger, named))
+    assert _fault(lambda: verify_state(ledger)) == ("signature", named)
+
+
+async def test_a_checkpoint_that_cannot_be_read_is_a_store_error(ledger: Path) -> None:
+    _cp(ledger, 5).unlink()
+    _cp(ledger, 5).mkdir()  # listed by its name, unreadable as a file
+    with pytest.raises(StoreError):
+        verify_state(ledger)
+
+
+@pytest.fixture
+async def three_checkpoints(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    await build_ledger(state, SIZE, checkpoint_at=(4, 8))  # and SIZE when the runtime closes
+    return state
+
+
+async def test_the_report_names_the_newest_of_three_checkpoints(three_checkpoints: Path) -> None:
+    report = verify_state(three_checkpoints)
+    assert (report.checkpoints, report.latest_checkpoint_size) == (3, SIZE)
+
+
+@pytest.mark.parametrize("keep", [8, 10, SIZE - 1])
+async def test_a_tail_cut_below_the_newest_of_three_checkpoints_is_truncated(
+    three_checkpoints: Path, keep: int
+) -> None:
+    with tampering(three_checkpoints) as conn:
+        conn.execute("DELETE FROM ledger WHERE seq >= ?", (keep,))
+    assert _fault(lambda: verify_state(three_checkpoints)) == ("truncated", keep)
+
+
+async def test_a_verify_report_cannot_be_changed(ledger: Path) -> None:
+    report = verify_state(ledger)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.entries = 0  # type: ignore[misc]
