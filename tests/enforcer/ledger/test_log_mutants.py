@@ -34,6 +34,8 @@ async def test_after_a_checkpoint_of_entries_another_process_wrote_nothing_is_pe
     clock = ManualClock()
     async with open_runtime(tmp_path, config=POLICY, clock=clock) as rt:
         assert rt.ledger.size_hint == 0  # this process has seen nothing yet
+        clock.advance(61)
+        assert not rt.ledger.checkpoint_due()  # signed by the other process: nothing pending
         cp = await rt.ledger.checkpoint()
         assert cp is not None and cp.size == 6
         assert rt.ledger.size_hint == 6  # seen: seq 0..5
@@ -109,3 +111,25 @@ async def test_a_checkpoint_another_process_already_wrote_counts_as_signed(
         assert cp is not None and cp.size == 3
         clock.advance(61)
         assert not mine.ledger.checkpoint_due()  # signed: nothing pending
+
+
+@pytest.mark.parametrize("count", [4, 5, 7])
+async def test_a_checkpoint_is_due_once_every_entries_are_pending(
+    tmp_path: Path, count: int
+) -> None:
+    policy = Config(ledger=LedgerConfig(checkpoint_every=5, checkpoint_interval_s=3600))
+    async with open_runtime(tmp_path, config=policy, clock=ManualClock()) as rt:
+        for n in range(count):
+            await rt.ledger.append(actor="a", type="task.started", subject={"task": f"T{n}"})
+        assert rt.ledger.checkpoint_due() is (count >= 5)
+
+
+async def test_a_deleted_newest_checkpoint_is_written_again(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path, config=POLICY, checkpoint_on_close=False) as rt:
+        await rt.ledger.append(actor="a", type="task.started", subject={"task": "T1"})
+        await rt.ledger.checkpoint()
+        path = tmp_path / "checkpoints" / "000000000001.txt"
+        first = path.read_bytes()
+        path.unlink()
+        assert (await rt.ledger.checkpoint()).size == 1  # type: ignore[union-attr]
+        assert path.read_bytes() == first  # the same size again: same bytes (Ed25519)
