@@ -14,7 +14,6 @@ same size write identical bytes.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import os
 import re
@@ -79,7 +78,7 @@ class Checkpoint:
             raise CheckpointError("format", f"bad tree size {size_text!r}")
         try:
             root = base64.b64decode(root_text, validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or a character that is not ASCII
             raise CheckpointError("format", f"bad root hash: {e}") from e
         if len(root) != 32:
             raise CheckpointError("format", "root hash is not 32 bytes")
@@ -89,7 +88,7 @@ class Checkpoint:
                 continue
             try:
                 blob = base64.b64decode(parts[2], validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a character that is not ASCII
                 continue
             if blob[:4] == verifier.key_id and verifier.verify(blob[4:], body.encode()):
                 return cls(origin=origin, size=int(size_text), root=root)

@@ -40,6 +40,7 @@ SERVER = textwrap.dedent(
     async def lifespan(_):
         yield {}
         if "slow-exit" in sys.argv:  # a shutdown that takes a minute
+            print("slow shutdown started", file=sys.stderr, flush=True)
             await asyncio.sleep(60)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -54,6 +55,7 @@ SERVER = textwrap.dedent(
         return "x" * n
 
     async def slow(seconds: float) -> str:
+        print("slow call started", file=sys.stderr, flush=True)
         await asyncio.sleep(seconds)
         return "slept"
 
@@ -103,6 +105,18 @@ def probe_argv(tmp_path: Path, max_line: int = 1 << 20, *extra: str) -> list[str
 
 
 PROBE_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+async def _stderr_line(proc: asyncio.subprocess.Process, marker: bytes) -> None:
+    """Read the probe's stderr until a line holds `marker` (bounded: 30 s)."""
+    assert proc.stderr is not None
+
+    async def scan() -> None:
+        assert proc.stderr is not None
+        while marker not in (got := await proc.stderr.readline()):
+            assert got, f"stderr ended before {marker!r}"
+
+    await asyncio.wait_for(scan(), timeout=30)
 
 
 async def start_probe(
@@ -241,7 +255,11 @@ async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_pa
         await proc.stdin.drain()
         first = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=60))
         assert first["id"] == 1
-        await asyncio.sleep(1.0)  # the answer is being written by now, blocked on the full pipe
+        # The first bytes of the answer have arrived, so the server is writing it; what it can
+        # have written beyond them (this reader's buffer, paused at 128 KiB, and the 64 KiB
+        # pipe) is less than the 300 KB answer: the write is blocked on the full pipe when
+        # stdin ends.
+        head = await asyncio.wait_for(proc.stdout.readexactly(4096), timeout=60)
         proc.stdin.close()
 
         async def read_slowly() -> bytes:
@@ -252,7 +270,7 @@ async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_pa
                 await asyncio.sleep(0.005)  # a slow reader: the server may finish first
             return got
 
-        rest = await asyncio.wait_for(read_slowly(), timeout=60)
+        rest = head + await asyncio.wait_for(read_slowly(), timeout=60)
         _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     finally:
         if proc.returncode is None:
@@ -447,12 +465,13 @@ async def test_sigterm_stops_a_call_in_flight_and_a_second_one_a_slow_shutdown(
             await proc.stdin.drain()
             answer = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
             assert json.loads(answer)["id"] == 1
-            await asyncio.sleep(0.5)  # the slow call is in flight
+            await _stderr_line(proc, b"slow call started")  # the slow call is in flight
             proc.send_signal(signal.SIGTERM)  # ends the session; the call is cancelled
             if slow_exit:
-                await asyncio.sleep(1.0)
-                assert proc.returncode is None  # the shutdown takes its time...
-                proc.send_signal(signal.SIGTERM)  # ...unless a second signal says not to
+                # The session has ended and the one-minute shutdown is under way ...
+                await _stderr_line(proc, b"slow shutdown started")
+                assert proc.returncode is None  # ... and takes its time ...
+                proc.send_signal(signal.SIGTERM)  # ... unless a second signal says not to
             await asyncio.wait_for(proc.wait(), timeout=15)
         finally:
             if proc.returncode is None:
