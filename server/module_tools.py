@@ -69,7 +69,7 @@ async def draft_discard(ctx: CallContext, a: DraftDiscardArgs) -> dict[str, Any]
 
 
 async def policy_check(ctx: CallContext, a: DraftArgs) -> dict[str, Any]:
-    return await ctx.enforcer.modules.policy_check(a.draft)
+    return await ctx.enforcer.modules.policy_check(a.draft, ctx.caller)
 
 
 async def draft_promote(ctx: CallContext, a: DraftArgs) -> dict[str, Any]:

@@ -196,8 +196,14 @@ class Drafts:
                     ops.caller.actor,
                     tuple(paths),
                     base_version=row.base_version,
+                    role=ops.caller.role,
                 )
-                decision = self.kit.obey(tx, request)
+                refused = Record(
+                    "draft.edit_refused",
+                    {"module": row.module, "draft": row.draft, "task": row.task},
+                    {"op": data["op"], "paths": paths[:_LISTED], "paths_count": len(paths)},
+                )
+                decision = self.kit.obey(tx, ops, request, denied=refused)
                 staged.extend(self.kit.blobs.stage(b) for b in [*created, new.canonical()])
                 for blob in staged:
                     self.kit.blobs.publish(blob)
@@ -213,7 +219,7 @@ class Drafts:
                 "bundle_sha256": new.bundle_sha256,
                 "prior_bundle_sha256": row.bundle_sha256,
                 "files": len(new),
-                "policy_set_hash": decision.policy_set_hash,
+                **decision.ledger_fields(),
             }
             ops.emit(tx, Record("draft.edited", subject, record))
             return _view(draft_row(tx, draft), changed=True, paths=paths)
@@ -264,7 +270,9 @@ class Drafts:
             validated_bundle=row.validated_bundle,
             report_sha256=row.report_sha256,
             report=report,
-            approval=None,
+            approval=await self.kit.work.store.peek(
+                lambda tx: self.kit.policy.approval_of(row.draft, tx)
+            ),
             version=row.version,
             changes=[{"path": p, "status": s} for p, s in changed_paths(base, current)][:200],
         )

@@ -33,6 +33,7 @@ from ..store import Tx
 from . import halt_points
 from .guard import verify_version
 from .lifecycle import Lifecycle
+from .policy_hook import Point, PolicyRequest
 from .records import ModuleRow, VersionRecord, all_modules, module_row, version_row
 from .trees import Trees
 
@@ -117,6 +118,21 @@ class Installs:
             if task is not None:
                 self.kit.hold_task(tx, ops, task)
             before = module_row(tx, module).active_version
+            point: Point = "install" if kind == "module.installed" else "rollback"
+            request = PolicyRequest(
+                point,
+                module,
+                None,
+                task,
+                ops.caller.actor,
+                (),
+                version=version,
+                role=ops.caller.role,
+            )
+            refused = Record(
+                "module.install_refused", subject, {"version": version, "action": kind}
+            )
+            decision = self.kit.obey(tx, ops, request, denied=refused)
             data = {
                 "version": version,
                 "from_version": before,
@@ -125,6 +141,7 @@ class Installs:
                 "install_path": mod.install_path,
                 "tree": str(tree),
                 **extra,
+                **decision.ledger_fields(),
             }
             ops.emit(tx, Record(kind, subject, data))
             previous = Trees.target(link)

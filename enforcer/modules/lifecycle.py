@@ -13,7 +13,13 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..errors import ApprovalRequiredError, PolicyDeniedError, StoreError
+from ..errors import (
+    ApprovalRequiredError,
+    ForbiddenError,
+    PhasegateError,
+    PolicyDeniedError,
+    StoreError,
+)
 from ..ledger.keys import Signer
 from ..ledger.ops import Ops, Record, Refused
 from ..process.leases import Leases
@@ -83,14 +89,19 @@ class Lifecycle:
     def obey(
         self,
         tx: Tx,
+        ops: Ops,
         request: PolicyRequest,
         denied: Record | None = None,
         requested: Record | None = None,
     ) -> Decision:
-        """Ask the policy; return an allow, raise POLICY_DENIED or APPROVAL_REQUIRED otherwise,
-        recording `denied` or `requested` (with the decision added to its data) if given."""
+        """Ask the policy; return an allow, raise POLICY_DENIED (or FORBIDDEN) or
+        APPROVAL_REQUIRED otherwise, recording `denied` or `requested` (with the decision added
+        to its data) if given. The policy's own entries (`Decision.notes`) are appended either
+        way, before the decision's."""
         decision = self.policy.decide(request, tx)
         if decision.kind == "allow":
+            for note in decision.notes:
+                ops.emit(tx, note)
             return decision
         record = denied if decision.kind == "deny" else requested
         records = (
@@ -98,22 +109,30 @@ class Lifecycle:
             if record is None
             else [Record(record.type, record.subject, {**record.data, **decision.as_dict()})]
         )
-        if decision.kind == "deny":
-            error: PolicyDeniedError | ApprovalRequiredError = PolicyDeniedError(
+        details = {
+            "policy_set_hash": decision.policy_set_hash,
+            "rules": list(decision.rules),
+            "risk": decision.risk,
+            "exceptions": list(decision.exceptions),
+            **decision.details,
+        }
+        if decision.approval is not None:
+            details["approval"] = decision.approval
+        error: PhasegateError
+        if decision.kind == "deny" and decision.code == "FORBIDDEN":
+            error = ForbiddenError(decision.reason, hint=decision.hint, details=details)
+        elif decision.kind == "deny":
+            error = PolicyDeniedError(
                 f"the policy denies this: {decision.reason}",
-                hint="policy_check(draft) says why; change the draft or ask a supervisor",
-                details={
-                    "policy_set_hash": decision.policy_set_hash,
-                    "rules": list(decision.rules),
-                },
+                hint=decision.hint
+                or "policy_check(draft) says why; change the draft or ask a supervisor",
+                details=details,
             )
         else:
             error = ApprovalRequiredError(
                 f"a person must approve this first: {decision.reason}",
-                hint="a supervisor approves the request (phasegate approve ID); then call again",
-                details={
-                    "approval": decision.approval,
-                    "policy_set_hash": decision.policy_set_hash,
-                },
+                hint=decision.hint
+                or "a supervisor approves the request (phasegate approve ID); then call again",
+                details=details,
             )
-        raise Refused(error, *records)
+        raise Refused(error, *decision.notes, *records)

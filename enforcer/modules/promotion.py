@@ -99,8 +99,8 @@ class Promotions:
                     "diff_sha256": diff.sha256,
                     "files": len(current),
                     "bytes": current.total_bytes,
-                    "policy_set_hash": plan.decision.policy_set_hash,
                     "decision": plan.decision.kind,
+                    **plan.decision.ledger_fields(),
                 }
                 ops.emit(tx, Record("promotion.promoted", _subject(first), data))
                 return {"draft": first.draft, "module": first.module, **data}
@@ -164,10 +164,12 @@ class Promotions:
             diff.removed,
             diff.sha256,
             row.base_version,
+            role=ops.caller.role,
         )
         facts = {"bundle_sha256": row.bundle_sha256, "diff_sha256": diff.sha256}
         decision = self.kit.obey(
             tx,
+            ops,
             request,
             denied=Record("promotion.rejected", _subject(row), facts),
             requested=Record("promotion.requested", _subject(row), facts),
@@ -206,35 +208,46 @@ class Promotions:
         stmt = statement(row.module, plan.version, row.bundle_sha256, predicate)
         return self.kit.blobs.stage(sign_statement(stmt, self.kit.signer))
 
-    async def policy_check(self, draft: str) -> dict[str, Any]:
-        """What the policy would decide on promoting `draft` now, and why (no side effect)."""
+    async def policy_check(self, draft: str, caller: Caller | None = None) -> dict[str, Any]:
+        """What the policy would decide on promoting `draft` now, and why (no side effect).
+
+        `caller`: who would promote (per-actor limits); by default the draft's creator."""
         check_draft_id(draft)
         row = await self.kit.work.store.peek(lambda tx: draft_row(tx, draft))
         _, _, diff = await self._diff(row)
 
-        def decide(tx: Tx) -> Decision:
+        actor = row.created_by if caller is None else caller.actor
+        role = "operator" if caller is None else caller.role
+
+        def decide(tx: Tx) -> tuple[Decision, Decision]:
             request = PolicyRequest(
                 "promote",
                 row.module,
                 row.draft,
                 row.task,
-                "policy_check",
+                actor,
                 tuple(c["path"] for c in diff.changes),
                 diff.files,
                 diff.added,
                 diff.removed,
                 diff.sha256,
                 row.base_version,
+                role=role,
             )
-            return self.kit.policy.decide(request, tx)
+            # And what installing the version it would become would meet now (windows).
+            install = PolicyRequest(
+                "install", row.module, row.draft, row.task, actor, (), role=role
+            )
+            return self.kit.policy.decide(request, tx), self.kit.policy.decide(install, tx)
 
-        decision = await self.kit.work.store.read(decide)
+        decision, install = await self.kit.work.store.read(decide)
         return {
             "draft": row.draft,
             "module": row.module,
             "state": row.state.value,
             "validated": row.validated,
             **decision.as_dict(),
+            "install": install.as_dict(),
             "diff_sha256": diff.sha256,
             "files": diff.files,
             "added": diff.added,

@@ -15,6 +15,7 @@ from server_kit import INSTANCE
 
 from enforcer.config import Config
 from enforcer.model import Caller
+from enforcer.policy_config import PolicyConfig
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 
@@ -129,7 +130,9 @@ async def promoted_v2(state_dir: Path, root: Path, task: str = "T1") -> tuple[Pa
     install = root / "live" / MODULE
     v1 = tree_files(install)
     caller = Caller("alice", instance=INSTANCE)
-    config = Config(gates=NO_GATES)
+    # A 40-file change is MEDIUM: promoted without a person here (these tests are about
+    # installing it; tests/enforcer/policy/ are about approving).
+    config = Config(gates=NO_GATES, policy=PolicyConfig(auto_approve=["LOW", "MEDIUM", "HIGH"]))
     async with open_runtime(state_dir, config=config, checkpoint_on_close=False) as rt:
         e = Enforcer(rt)
         await e.task_start(caller, "change the skills", task)
