@@ -46,13 +46,17 @@ ADMIN = Caller("bench-admin", role="admin", instance="bench")
 TARGETS_MS = {"promote": 500.0, "install": 500.0, "rollback": 50.0, "sandbox overhead": 50.0}
 
 
-def make_module(root: Path, files: int, kb: int) -> None:
+def body(kb: int) -> str:
     line = "abcdefghijklmnopqrstuvwxyz0123456789" * 2 + "\n"  # 73 bytes of text a line
-    body = line * (kb * 1024 // len(line))
+    return line * (kb * 1024 // len(line))
+
+
+def make_module(root: Path, files: int, kb: int) -> None:
+    text = body(kb)
     for i in range(files):
         path = root / f"part{i // 100:02d}" / f"file{i:04d}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# File {i}\n" + body)
+        path.write_text(f"# File {i}\n" + text)
 
 
 CPU_MS: dict[str, list[float]] = {"promote": [], "install": [], "rollback": []}
@@ -69,9 +73,10 @@ async def timed(call: Awaitable[Any], cpu: str | None = None) -> tuple[float, An
     return (time.perf_counter() - started) * 1000, out
 
 
-async def lifecycle(state: Path, source: Path, runs: int) -> dict[str, list[float]]:
+async def lifecycle(state: Path, source: Path, runs: int, kb: int) -> dict[str, list[float]]:
     gates = {p.value: GateConfig(artifacts=[]) for p in ORDER if p is not Phase.DONE}
     times: dict[str, list[float]] = {"promote": [], "install": [], "rollback": []}
+    text = body(kb)
     async with open_runtime(state, config=Config(gates=gates)) as rt:
         e = Enforcer(rt)
         m = e.modules
@@ -84,7 +89,8 @@ async def lifecycle(state: Path, source: Path, runs: int) -> dict[str, list[floa
         for run in range(runs + 1):  # the first run warms caches and is not counted
             newest = (await m.module_versions("big"))["newest"]
             draft = (await m.draft_create(ME, "B1", "big", newest))["draft"]
-            await m.draft_write(ME, draft, "part00/file0000.md", f"# File 0, run {run}\n")
+            # One line changed: a LOW-risk change the default policy promotes without a person.
+            await m.draft_write(ME, draft, "part00/file0000.md", f"# File 0, run {run}\n" + text)
             assert (await m.draft_validate(ME, draft))["state"] == "VALIDATED"
             ms_promote, promoted = await timed(
                 m.draft_promote(ME, draft), "promote" if run else None
@@ -130,7 +136,7 @@ async def main(files: int, kb: int, runs: int) -> int:
         print(
             f"module: {files} files, {size / 1e6:.1f} MB; medians of {runs} runs (FULL durability)"
         )
-        times = await lifecycle(Path(tmp) / "state", source, runs)
+        times = await lifecycle(Path(tmp) / "state", source, runs, kb)
         costs = await sandbox_cost(source, runs)
         small = Path(tmp) / "small"
         make_module(small, 3, 1)
