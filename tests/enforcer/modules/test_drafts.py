@@ -41,7 +41,7 @@ class Rules:
         return self.promote if request.point == "promote" else Decision.allow("rules-1")
 
     def approval_of(self, draft: str, tx: Tx) -> dict[str, Any] | None:
-        return None  # this test's rules keep no approval requests
+        return None
 
 
 async def test_the_policy_hook_denies_edits_and_asks_for_approval_at_promotion(
