@@ -89,6 +89,10 @@ class Enforcer:
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:
         return await self.tasks.all(phase)
 
+    async def task_board(self) -> list[dict[str, Any]]:
+        """Every task with holder, lease expiry, drift and last activity (for the board)."""
+        return await self.tasks.board()
+
     async def phase_advance(
         self, caller: Caller, task: str, to: str | None = None, token: int | None = None
     ) -> StatusReport:
@@ -165,6 +169,12 @@ class Enforcer:
 
     async def record(self, caller: Caller, record: Record) -> LedgerEntry:
         return await self.audit.record(caller, record)
+
+    async def record_refusal(self, caller: Caller, record: Record) -> None:
+        await self.audit.refused(caller, record)
+
+    async def flush_refusals(self, *, everything: bool = False) -> None:
+        await self.audit.flush_refusals(everything=everything)
 
     async def replay_equals_store(self) -> bool:
         return await self.audit.replay_equals_store()

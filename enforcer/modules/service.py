@@ -17,17 +17,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import AttestationInvalidError
 from ..ledger.keys import Signer
 from ..model import Caller
+from ..names import check_module_name
 from ..paths import StatePaths
 from ..process.leases import Leases
 from ..process.work import Work
+from .attestation import open_statement
 from .blobs import BlobStore
 from .drafts import Drafts
+from .guard import verify_version
 from .installs import Installs
 from .lifecycle import Lifecycle
 from .policy_hook import DefaultPolicy, PolicyHook
 from .promotion import Promotions
+from .records import version_row
 from .registry import Registry
 from .trees import Trees
 from .validation import Validation
@@ -77,6 +82,25 @@ class Modules:
 
     async def module_versions(self, module: str) -> dict[str, Any]:
         return await self.registry.versions(module)
+
+    async def version_attestation(self, module: str, version: int) -> dict[str, Any]:
+        """What version `version`'s attestation says, checked as the install guard checks it
+        (signature, subject, manifest): ``verified`` and the predicate, or the fault."""
+        check_module_name(module)
+        record = await self.kit.work.store.peek(lambda tx: version_row(tx, module, version))
+        verifier = self.installs.verifier
+        try:
+            verify_version(record, self.kit.blobs, verifier)
+            stmt = open_statement(self.kit.blobs.read(record.attestation_sha256), verifier)
+        except AttestationInvalidError as e:
+            return {"verified": False, "fault": e.details.get("fault"), "message": e.message}
+        return {
+            "verified": True,
+            "attestation_sha256": record.attestation_sha256,
+            "key_id": verifier.key_id.hex(),
+            "subject": stmt["subject"],
+            "predicate": stmt["predicate"],
+        }
 
     async def draft_task(self, draft: str) -> str:
         return await self.drafts.task_of(draft)
