@@ -61,11 +61,23 @@ class _Section(BaseModel):
 class StoreConfig(_Section):
     durability: Literal["FULL", "NORMAL"] = "FULL"
     busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 10_000
+    # PostgreSQL, shared by several servers: "postgresql://user@host/db"; absent: SQLite in the
+    # state directory. Every server of one deployment must use the same URL and --state-dir.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (leave it out for SQLite)")
+        return value
 
 
 class LedgerConfig(_Section):
     checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    # One caller's identical refusals within this window are written as one counted entry.
+    refusal_window_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
 
 
 class VerifyConfig(_Section):

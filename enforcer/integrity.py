@@ -6,12 +6,12 @@ Used by ``scripts/integrity.py`` (CI) and ``phasegate verify``. It reads only; a
 LedgerFaultError naming what is wrong, unreadable input raises StoreError.
 
     report = check_integrity(Path("state"))
+    report = check_integrity(Path("state"), "postgresql://db/phasegate")   # PostgreSQL's ledger
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from .ledger.keys import Verifier
 from .ledger.verify import VerifyReport, verify_state
 from .modules.integrity_check import ModulesReport, check_modules, read_modules
 from .paths import StatePaths
-from .store import SqliteTx, open_readonly
+from .store import open_snapshot
 
 __all__ = ["IntegrityReport", "check_integrity"]
 
@@ -56,22 +56,18 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
-def check_integrity(state_dir: Path) -> IntegrityReport:
+def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityReport:
+    """Check everything; the database is PostgreSQL's at `store_url` when given, else the state
+    directory's SQLite file (evidence and blobs are always the state directory's)."""
     from .runtime import MIGRATIONS
 
     paths = StatePaths(state_dir)
-    ledger = verify_state(state_dir)
-    conn = open_readonly(paths.db)
-    try:
-        conn.execute("BEGIN")
-        rows = conn.execute("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
+    ledger = verify_state(state_dir, store_url)
+    with open_snapshot(paths.db, store_url) as snap:
+        rows = snap.stream("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
         entries = [LedgerEntry.from_row(*r) for r in rows]
-        current = projection.snapshot(SqliteTx(conn))
-        module_rows = read_modules(SqliteTx(conn))
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot read {paths.db}: {e}") from e
-    finally:
-        conn.close()
+        current = projection.snapshot(snap.tx)
+        module_rows = read_modules(snap.tx)
 
     blobs = 0
     for entry in entries:

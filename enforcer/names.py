@@ -23,19 +23,21 @@ __all__ = [
 
 MAX_NAME = 128
 MAX_PATH = 1024  # characters of a path inside a module
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_MODULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DRAFT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+# Always `fullmatch`: with `match`, "$" also matches before a final newline ("nl.md\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DRAFT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and backslashes
 
 
 def check_name(name: object) -> str:
-    """A plain file name: no separators, no '..', printable ASCII, at most MAX_NAME characters."""
+    """A plain file name: no separators, no '..', no control characters (a final newline
+    included), printable ASCII only, at most MAX_NAME characters."""
     if (
         not isinstance(name, str)
         or not name
         or len(name) > MAX_NAME
-        or not _NAME.match(name)
+        or not _NAME.fullmatch(name)
         or ".." in name
     ):
         shown = name[:40] + "…" if isinstance(name, str) and len(name) > 40 else name
@@ -50,7 +52,7 @@ def check_name(name: object) -> str:
 
 def check_module_name(name: object, argument: str = "module") -> str:
     """A module name: like a task id, ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``."""
-    if not isinstance(name, str) or not _MODULE.match(name):
+    if not isinstance(name, str) or not _MODULE.fullmatch(name):
         raise InvalidArgumentError(
             "a module name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
             hint="module_list shows the registered modules",
@@ -61,7 +63,7 @@ def check_module_name(name: object, argument: str = "module") -> str:
 
 def check_draft_id(draft: object) -> str:
     """A draft id as draft_create returned it."""
-    if not isinstance(draft, str) or not _DRAFT.match(draft):
+    if not isinstance(draft, str) or not _DRAFT.fullmatch(draft):
         raise InvalidArgumentError(
             "a draft id must match [A-Za-z0-9][A-Za-z0-9._-]{0,79}",
             hint="use the id draft_create returned",

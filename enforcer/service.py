@@ -170,5 +170,11 @@ class Enforcer:
     async def record(self, caller: Caller, record: Record) -> LedgerEntry:
         return await self.audit.record(caller, record)
 
+    async def record_refusal(self, caller: Caller, record: Record) -> None:
+        await self.audit.refused(caller, record)
+
+    async def flush_refusals(self, *, everything: bool = False) -> None:
+        await self.audit.flush_refusals(everything=everything)
+
     async def replay_equals_store(self) -> bool:
         return await self.audit.replay_equals_store()

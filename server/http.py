@@ -14,6 +14,8 @@ bearer middleware still checks the token and carries its actor and role to the t
 from __future__ import annotations
 
 import json
+import socket
+import sys
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -24,7 +26,7 @@ from enforcer.config import Config
 
 from .auth import ConfigTokenVerifier
 
-__all__ = ["BearerGate", "Site", "http_app", "run_http"]
+__all__ = ["BearerGate", "Site", "endpoint", "http_app", "listen", "run_http"]
 
 _REALM = 'Bearer realm="phasegate"'
 
@@ -102,11 +104,32 @@ def http_app(
     return mcp if web is None else Site(mcp, web)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 lets the system pick a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def endpoint(sock: socket.socket) -> str:
+    """The /mcp URL a client reaches through `sock` (with the port actually bound)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/mcp"
+
+
 def run_http(
     server: MCPServer[Any], config: Config, host: str, port: int, web: ASGIApp | None = None
 ) -> None:
-    """Serve until interrupted (uvicorn handles SIGINT and SIGTERM)."""
+    """Serve until interrupted (uvicorn handles SIGINT and SIGTERM).
+
+    The socket is bound and listening before serving starts, and its address is printed on
+    stderr (``phasegate: listening on http://127.0.0.1:PORT/mcp``): with ``--port 0`` that is
+    how a supervisor or a test learns the port, without looking one up first (which another
+    process could take meanwhile).
+    """
     import uvicorn
 
+    sock = listen(host, port)
+    print(f"phasegate: listening on {endpoint(sock)}", file=sys.stderr, flush=True)
     app = http_app(server, config, host=host, web=web)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    config_ = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.Server(config_).run(sockets=[sock])

@@ -95,6 +95,16 @@ class Telemetry:
         files: list[Path] = []
         local: list[BatchSpanProcessor | MetricReader] = []
         remote: list[SpanExporter | MetricExporter] = []
+        # The OTLP exporters first: importing them takes a while, and a metric reader's thread
+        # collects after one interval whether or not its MeterProvider exists yet ("Cannot call
+        # collect on a MetricReader until it is registered"), so the readers start last.
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            otlp = _otlp_exporters(export_interval_s)
+            if otlp is not None:
+                span_exporter, otlp_reader, metric_exporter = otlp
+                tracer_provider.add_span_processor(_batch(span_exporter))
+                readers.append(otlp_reader)
+                remote = [span_exporter, metric_exporter]
         stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -113,13 +123,6 @@ class Telemetry:
             tracer_provider.add_span_processor(span_processor)
             readers.append(metric_reader)
             local = [span_processor, metric_reader]
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            otlp = _otlp_exporters(export_interval_s)
-            if otlp is not None:
-                span_exporter, otlp_reader, metric_exporter = otlp
-                tracer_provider.add_span_processor(_batch(span_exporter))
-                readers.append(otlp_reader)
-                remote = [span_exporter, metric_exporter]
         # No exemplars: offering each measurement to a reservoir was about a sixth of what
         # telemetry cost a tool call, and spans already carry the ledger seq (and entries the
         # trace id), which is how a number is traced back to its call.

@@ -38,8 +38,14 @@ CASES = {
             "controls_status over noop",
             "task_status over noop (p50):",
             "client validation of task_status",
+            "evidence_put",
             "phase_advance p50",
         ],
+    ),
+    "local agents": (
+        ["bench_local_agents.py", "--agents", "1", "2", "--cycles", "5", "--runs", "1"],
+        ["--dir", "{tmp}"],
+        ["transitions/s", "2 processes:"],
     ),
     "sandbox": (
         ["bench_sandbox.py", "--runs", "2", "--files", "3"],
@@ -81,3 +87,14 @@ def test_benchmark_script_runs_and_prints_its_summary(case: str, tmp_path: Path)
     assert done.returncode in (0, 1), (done.returncode, done.stdout, done.stderr)
     for line in expected:
         assert line in done.stdout, (line, done.stdout)
+
+
+@pytest.mark.timeout(300)
+def test_the_scale_benchmark_runs_on_postgresql_and_sqlite(pg_server: str) -> None:
+    argv = [sys.executable, str(ROOT / "scripts" / "bench_scale.py"), "--runs", "1"]
+    argv += ["--transitions", "5", "--seconds", "0.5", "--servers", "1", "--pg-url", pg_server]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, (done.stdout, done.stderr[-3000:])
+    for line in ("latency of phase_advance", "postgres in process", "sqlite   over HTTP"):
+        assert line in done.stdout, (line, done.stdout)
+    assert "postgres 1 servers" in done.stdout and "sqlite   1 processes" in done.stdout

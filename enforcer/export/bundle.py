@@ -59,12 +59,12 @@ class ExportResult:
         }
 
 
-def _verification(state_dir: Path) -> dict[str, Any]:
+def _verification(state_dir: Path, store_url: str | None) -> dict[str, Any]:
     from ..errors import LedgerFaultError
     from ..integrity import check_integrity
 
     try:
-        return {"ok": True, **check_integrity(state_dir).as_dict()}
+        return {"ok": True, **check_integrity(state_dir, store_url).as_dict()}
     except LedgerFaultError as e:
         return {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message}
     except StoreError as e:
@@ -129,7 +129,7 @@ async def build_export(
         "entries": listed,
         "facts": facts,
         "policy_hashes": policy_hashes(plain),
-        "verification": _verification(rt.paths.root),
+        "verification": _verification(rt.paths.root, rt.store_url),
     }
     pdf = render_report(document, {name: title for name, (title, _) in SECTIONS.items()})
     document["report_sha256"] = hashlib.sha256(pdf).hexdigest()

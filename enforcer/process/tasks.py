@@ -137,14 +137,13 @@ class Tasks:
         """The status of `task`, served from a small cache while the database is unchanged.
 
         A status is a function of the database and of the time (a lease ends when it expires).
-        SQLite's ``data_version`` changes on the read connection whenever any other connection
-        — this process's writer or another process — commits, so an entry is reused only while
-        the version is the one read *before* the status was, and the time has not passed the
-        lease's expiry (nor gone backwards)."""
+        The store's ``data_version`` changes whenever anything commits — this process, another
+        process, another server — so an entry is reused only while the version is the one read
+        *before* the status was, and the time has not passed the lease's expiry (nor gone
+        backwards)."""
         store = self.work.store
         moment = self.work.clock.now()
-        row = await store.peek_one("PRAGMA data_version")
-        version = None if row is None else row[0]
+        version = await store.data_version()
         cached = self._status_cache.get(task)
         if cached is not None:
             at, seen, until, report = cached

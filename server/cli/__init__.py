@@ -1,9 +1,9 @@
 """The `phasegate` command: the server entry point and the supervisor's commands.
 
-Options that every command takes (--state-dir, --config, --json, --actor) may stand before the
-command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable input (no state
-in that directory, a bad argument, an unreadable file). No input prints a traceback: errors are
-one line (and a hint), or the JSON error body with --json.
+Options that every command takes (--state-dir, --config, --json, --actor, --store) may stand
+before the command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable
+input (no state in that directory, a bad argument, an unreadable file). No input prints a
+traceback: errors are one line (and a hint), or the JSON error body with --json.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ _COMMON = (
     ("--config", {"type": Path, "help": "phasegate.toml to use"}),
     ("--json", {"action": "store_true", "help": "machine-readable output"}),
     ("--actor", {"help": "who you are (default: $USER)"}),
+    (
+        "--store",
+        {
+            "metavar": "URL",
+            "help": "PostgreSQL URL shared by several servers (default: [store] url, else SQLite"
+            " in the state directory)",
+        },
+    ),
 )
 
 
@@ -85,6 +93,21 @@ def _cli_hint(error: PhasegateError) -> str:
     return _CLI_HINTS.get(error.code, "")
 
 
+def _unwrapped(handler: Handler, args: argparse.Namespace) -> int:
+    """Run `handler`; an exception group (the server's task groups wrap what its lifespan
+    raises, such as an unreadable database) is replaced by its first leaf, so the one useful
+    line is what the user sees."""
+    try:
+        return handler(args)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        if leaf is group or not isinstance(leaf, Exception):
+            raise
+        raise leaf from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # Everything after the first "--" is an argv for the command itself (module add's
@@ -102,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.state_dir = default_state_dir()
     handler: Handler = args.handler
     try:
-        return handler(args)
+        return _unwrapped(handler, args)
     except PhasegateError as e:
         body = e.to_body()
         body["error"]["hint"] = _cli_hint(e)

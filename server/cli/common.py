@@ -33,6 +33,7 @@ __all__ = [
     "emit",
     "require_state",
     "short",
+    "store_url",
     "supervisor",
     "terminal_safe",
     "with_enforcer",
@@ -88,10 +89,19 @@ def cli_config(args: argparse.Namespace) -> Config:
     )
 
 
-def require_state(state_dir: Path) -> None:
+def store_url(args: argparse.Namespace) -> str | None:
+    """--store, else ``[store] url`` of the configuration, else None (SQLite)."""
+    if getattr(args, "store", None):
+        return str(args.store)
+    return cli_config(args).store.url
+
+
+def require_state(state_dir: Path, url: str | None = None) -> None:
     """Refuse a directory that holds no phasegate state: a mistyped --state-dir must never
-    create a fresh, empty state and report success on it."""
-    if not StatePaths(state_dir).db.is_file():
+    create a fresh, empty state and report success on it. Over PostgreSQL (`url`) the state
+    directory still holds the keys, checkpoints and evidence every server shares."""
+    paths = StatePaths(state_dir)
+    if not (paths.keys.is_dir() if url is not None else paths.db.is_file()):
         raise NotFoundError(
             f"no phasegate state in {state_dir}",
             hint="pass the --state-dir of a server's state (phasegate serve or phasegate demo"
@@ -107,14 +117,16 @@ def with_enforcer(
     from enforcer.runtime import open_runtime
     from enforcer.service import Enforcer
 
-    require_state(args.state_dir)
     config = cli_config(args)
+    url = store_url(args)
+    require_state(args.state_dir, url)
 
     async def run() -> Any:
         async with open_runtime(
             args.state_dir,
             config=config,
             checkpoint_on_close=write,
+            store_url=url,
             config_file=config_path(args.config, args.state_dir),
         ) as rt:
             return await fn(Enforcer(rt))
@@ -122,10 +134,11 @@ def with_enforcer(
     return asyncio.run(run())
 
 
-def checked(args: argparse.Namespace, check: Callable[[Path], Any]) -> tuple[Any, int]:
-    """Run a verifier: (its report, EXIT_OK), or (None, the exit code) after printing the fault."""
+def checked(args: argparse.Namespace, check: Callable[[Path, str | None], Any]) -> tuple[Any, int]:
+    """Run a verifier over the state directory and its store: (its report, EXIT_OK), or (None,
+    the exit code) after printing the fault."""
     try:
-        return check(args.state_dir), EXIT_OK
+        return check(args.state_dir, store_url(args)), EXIT_OK
     except LedgerFaultError as e:
         emit(
             args,

@@ -14,6 +14,7 @@ from .common import (
     emit,
     require_state,
     short,
+    store_url,
     terminal_safe,
 )
 from .common import with_enforcer as _with_enforcer
@@ -92,7 +93,7 @@ def _ledger_checkpoint(args: argparse.Namespace) -> int:
 def _verify_all(args: argparse.Namespace) -> int:
     from enforcer.integrity import check_integrity
 
-    require_state(args.state_dir)
+    require_state(args.state_dir, store_url(args))
     report, code = checked(args, check_integrity)
     if report is None:
         return code

@@ -37,7 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = cli_config(args)
     http = None
     if args.http:
-        http = (args.host or config.server.host, args.port or config.server.port)
+        port = config.server.port if args.port is None else args.port  # 0: any free port
+        http = (args.host or config.server.host, port)
     if http is not None and not any(a.token_sha256 for a in config.actors.values()):
         print(
             "error: --http needs [actors.NAME] token_sha256 entries in phasegate.toml"
@@ -51,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         config_path=config_path(args.config, args.state_dir),
         actor=args.actor,
         http=http,
+        store_url=args.store or config.store.url,
     )
     server = build_server(server_options)
     telemetry = _telemetry(args, config, server.version)
@@ -75,6 +77,13 @@ def _serve(args: argparse.Namespace) -> int:
         if telemetry is not None:
             telemetry.shutdown()
     return EXIT_OK
+
+
+def _port(text: str) -> int:
+    """A TCP port for --port: 0 (the system picks a free one, printed on stderr) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
 
 
 def _telemetry(args: argparse.Namespace, config: Any, version: str) -> Any:
@@ -170,7 +179,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the MCP server (stdio by default)")
     p.add_argument("--http", action="store_true", help="serve streamable HTTP with bearer tokens")
     p.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
+    p.add_argument(
+        "--port", type=_port, default=None, help="HTTP port (default 8765; 0: any free port)"
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("demo", parents=[common], help="drive a sample task to DONE")

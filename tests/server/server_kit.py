@@ -13,6 +13,7 @@ import contextlib
 import difflib
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -266,10 +267,43 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+_LISTENING = re.compile(r"phasegate: listening on (http://\S+/mcp)")
+
+
+@contextlib.contextmanager
+def http_serving(state_dir: Path, log: Path, *extra: str) -> Iterator[str]:
+    """`phasegate serve --http --port 0` as a subprocess; yields the /mcp URL it printed once
+    listening (the port the system gave it: nothing looked a port up first, so nothing can
+    race for it). The server is terminated when the block ends."""
+    argv = [sys.executable, "-m", "server.cli", "serve", "--http", "--port", "0"]
+    with running([*argv, "--state-dir", str(state_dir), *extra], log) as proc:
+        found: list[str] = []
+
+        def listening() -> bool:
+            found.extend(_LISTENING.findall(log.read_text()))
+            return bool(found) or proc.poll() is not None
+
+        wait_until(listening, 60, "the HTTP server to listen")
+        assert proc.poll() is None and found, log.read_text()
+        yield found[0]
+
+
 def free_port() -> int:
+    """A port that was free a moment ago. Racy: another process can take it before the server
+    binds it. Use `http_serving` (port 0, read back) or `refusing_port`; this stays only until
+    the branches that still call it (the web page's kit) move over."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound, never
+    listening, so no other process can take it meanwhile (a port merely looked up can be)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from server_kit import free_port, ok, refusal, running, toml_text, wait_until
+from server_kit import http_serving, ok, refusal, toml_text
 
 VIEWER_TOKEN = "viewer-token-0123456789"
 OPERATOR_TOKEN = "operator-token-9876543210"
@@ -24,12 +22,6 @@ OPERATOR_TOKEN = "operator-token-9876543210"
 
 def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _listen_addresses(port: int) -> set[str]:
@@ -56,12 +48,8 @@ def http_server(tmp_path: Path, sample_project: Path) -> Iterator[str]:
             f'[actors.op1]\nrole = "operator"\ntoken_sha256 = "{_sha(OPERATOR_TOKEN)}"\n',
         )
     )
-    port = free_port()
-    argv = [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)]
-    with running([*argv, "--state-dir", str(state_dir)], tmp_path / "http.log") as proc:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30, "the HTTP port")
-        assert proc.poll() is None, (tmp_path / "http.log").read_text()
-        yield f"http://127.0.0.1:{port}/mcp"
+    with http_serving(state_dir, tmp_path / "http.log") as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from inspector_kit import (
     ensure_inspector,
     run_inspector,
 )
-from server_kit import REPO, free_port, running, toml_text, wait_until
+from server_kit import REPO, http_serving, toml_text
 
 TOKEN = "inspector-operator-token-42"
 
@@ -94,12 +93,6 @@ def test_the_tool_schemas_raise_no_portability_findings(
     assert "Schema portability" not in listed.stderr
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture
 def http_url(tmp_path: Path, sample_project: Path) -> Iterator[str]:
     state_dir = tmp_path / "state"
@@ -108,13 +101,9 @@ def http_url(tmp_path: Path, sample_project: Path) -> Iterator[str]:
     (state_dir / "phasegate.toml").write_text(
         toml_text(sample_project, f'[actors.op1]\nrole = "operator"\ntoken_sha256 = "{digest}"\n')
     )
-    port = free_port()
-    argv = [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)]
     log = tmp_path / "http.log"
-    with running([*argv, "--state-dir", str(state_dir)], log) as proc:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30, "the HTTP port")
-        assert proc.poll() is None, log.read_text()
-        yield f"http://127.0.0.1:{port}/mcp"
+    with http_serving(state_dir, log) as url:
+        yield url
     assert "Warning" not in log.read_text(), log.read_text()  # no deprecation warnings at start
 
 

@@ -2,7 +2,7 @@
 
 A small MCP server runs as a subprocess through `run_stdio`; these tests speak raw JSON-RPC
 lines to it, so they see exactly what is on the wire: stray output and a child process's output
-miss the protocol, a line past the limit is dropped without ending the session, a request split
+miss the protocol, a line past the limit is refused without ending the session, a request split
 across writes is read whole, an answer larger than the pipe is delivered whole to a slow reader
 even when stdin ends meanwhile, socket pairs work (Node gives its children those), the
 descriptors are given back when serving ends, a terminal is served but never made
@@ -40,6 +40,7 @@ SERVER = textwrap.dedent(
     async def lifespan(_):
         yield {}
         if "slow-exit" in sys.argv:  # a shutdown that takes a minute
+            print("slow shutdown started", file=sys.stderr, flush=True)
             await asyncio.sleep(60)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -54,6 +55,7 @@ SERVER = textwrap.dedent(
         return "x" * n
 
     async def slow(seconds: float) -> str:
+        print("slow call started", file=sys.stderr, flush=True)
         await asyncio.sleep(seconds)
         return "slept"
 
@@ -103,6 +105,18 @@ def probe_argv(tmp_path: Path, max_line: int = 1 << 20, *extra: str) -> list[str
 
 
 PROBE_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+async def _stderr_line(proc: asyncio.subprocess.Process, marker: bytes) -> None:
+    """Read the probe's stderr until a line holds `marker` (bounded: 30 s)."""
+    assert proc.stderr is not None
+
+    async def scan() -> None:
+        assert proc.stderr is not None
+        while marker not in (got := await proc.stderr.readline()):
+            assert got, f"stderr ended before {marker!r}"
+
+    await asyncio.wait_for(scan(), timeout=30)
 
 
 async def start_probe(
@@ -186,13 +200,16 @@ async def test_stray_and_child_output_miss_the_wire_and_the_descriptors_come_bac
     assert b"serving on the event loop's pipes" in err
 
 
-async def test_a_line_past_the_limit_is_dropped_and_the_session_goes_on(tmp_path: Path) -> None:
+async def test_a_line_past_the_limit_is_refused_for_its_id_and_the_session_goes_on(
+    tmp_path: Path,
+) -> None:
     huge = line(call(2, "x" * 20_000))
     requests = [line(INITIALIZE), line(INITIALIZED), huge, line(call(3, "after"))]
-    by_id, _, err = await converse(tmp_path, 4096, requests, {1, 3})
-    assert 2 not in by_id  # dropped, as the SDK drops a line it cannot parse
+    by_id, _, err = await converse(tmp_path, 4096, requests, {1, 2, 3})
+    assert by_id[2]["error"]["code"] == -32600  # not read: only its first bytes, for the id
+    assert "4096" in by_id[2]["error"]["message"]
     assert text_of(by_id[3]) == "AFTER"
-    assert b"dropped a stdin line longer than 4096 bytes" in err
+    assert b"refused a stdin line longer than 4096 bytes" in err
 
 
 async def test_a_request_split_across_writes_is_read_whole(tmp_path: Path) -> None:
@@ -238,7 +255,11 @@ async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_pa
         await proc.stdin.drain()
         first = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=60))
         assert first["id"] == 1
-        await asyncio.sleep(1.0)  # the answer is being written by now, blocked on the full pipe
+        # The first bytes of the answer have arrived, so the server is writing it; what it can
+        # have written beyond them (this reader's buffer, paused at 128 KiB, and the 64 KiB
+        # pipe) is less than the 300 KB answer: the write is blocked on the full pipe when
+        # stdin ends.
+        head = await asyncio.wait_for(proc.stdout.readexactly(4096), timeout=60)
         proc.stdin.close()
 
         async def read_slowly() -> bytes:
@@ -249,7 +270,7 @@ async def test_an_answer_larger_than_the_pipe_reaches_a_slow_reader_whole(tmp_pa
                 await asyncio.sleep(0.005)  # a slow reader: the server may finish first
             return got
 
-        rest = await asyncio.wait_for(read_slowly(), timeout=60)
+        rest = head + await asyncio.wait_for(read_slowly(), timeout=60)
         _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     finally:
         if proc.returncode is None:
@@ -444,12 +465,13 @@ async def test_sigterm_stops_a_call_in_flight_and_a_second_one_a_slow_shutdown(
             await proc.stdin.drain()
             answer = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
             assert json.loads(answer)["id"] == 1
-            await asyncio.sleep(0.5)  # the slow call is in flight
+            await _stderr_line(proc, b"slow call started")  # the slow call is in flight
             proc.send_signal(signal.SIGTERM)  # ends the session; the call is cancelled
             if slow_exit:
-                await asyncio.sleep(1.0)
-                assert proc.returncode is None  # the shutdown takes its time...
-                proc.send_signal(signal.SIGTERM)  # ...unless a second signal says not to
+                # The session has ended and the one-minute shutdown is under way ...
+                await _stderr_line(proc, b"slow shutdown started")
+                assert proc.returncode is None  # ... and takes its time ...
+                proc.send_signal(signal.SIGTERM)  # ... unless a second signal says not to
             await asyncio.wait_for(proc.wait(), timeout=15)
         finally:
             if proc.returncode is None:

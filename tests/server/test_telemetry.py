@@ -46,9 +46,9 @@ from server_kit import (
     REPO,
     advance_to,
     cli,
-    free_port,
     ok,
     refusal,
+    refusing_port,
     serve_args,
     toml_text,
 )
@@ -486,14 +486,21 @@ async def test_a_dead_collector_costs_no_tool_call_and_no_prompt_exit_and_is_log
     tmp_path: Path,
 ) -> None:
     state = state_with(tmp_path)
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # nothing listens
-    async with serving(state, env) as agent:
-        started = time.monotonic()
-        await drive_a_little(agent, "DEAD-1")
-        for _ in range(5):
-            ok(await agent.call_tool("task_list", {}))
-        calls_took = time.monotonic() - started
-        await asyncio.sleep(1.2)  # a span batch and two metric exports fail meanwhile
+    with refusing_port() as port:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+        async with serving(state, env) as agent:
+            started = time.monotonic()
+            await drive_a_little(agent, "DEAD-1")
+            for _ in range(5):
+                ok(await agent.call_tool("task_list", {}))
+            calls_took = time.monotonic() - started
+            deadline = time.monotonic() + 20
+            while EXPORT_PROBLEM not in agent.run.stderr:  # the first export has failed
+                assert time.monotonic() < deadline, agent.run.stderr
+                await asyncio.sleep(0.02)
+            # Metrics export every 0.5 s: over the next 1.2 s at least two more exports fail,
+            # and none of them may be logged again (a time-driven behaviour, so wall-clock).
+            await asyncio.sleep(1.2)
     run = agent.run
     assert calls_took < 5, calls_took
     # The server exits promptly and by itself: the SDK client terminates a server still there

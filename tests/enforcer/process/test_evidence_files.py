@@ -8,6 +8,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ from enforcer.paths import StatePaths
 from enforcer.process.evidence_files import EvidenceFiles
 
 STRATEGY = "# Problem\nx\n\n# Objectives\n- y\n"
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Bounded polling of a condition (never a fixed sleep standing in for it)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await asyncio.sleep(0.005)
 
 
 def _files(tmp_path: Path) -> EvidenceFiles:
@@ -99,18 +108,23 @@ async def test_a_write_cancelled_while_queued_for_commit_ends_tidy_when_its_unit
         await e.task_start(ALICE, "t", "T1")
         blocker = sqlite3.connect(tmp_path / "phasegate.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
+        commits = e.store.commits
         put = asyncio.ensure_future(e.evidence_put(writer, "T1", "strategy.md", STRATEGY))
-        await asyncio.sleep(0.2)  # found the database locked: queued on the store's thread
-        assert files_under(e.files.staging) != []
+        # The call stages its bytes and hands its unit to the store without awaiting anything
+        # else first; the inline attempt finds the database locked, so the unit is queued for
+        # the store's thread before the call first waits. Once the bytes are staged, it is.
+        await _until(lambda: files_under(e.files.staging) != [], "the write to stage its bytes")
+        assert not put.done()
         put.cancel()
         with pytest.raises(asyncio.CancelledError):
             await put
         blocker.execute("ROLLBACK")
         blocker.close()
-        deadline = time.monotonic() + 10
-        while files_under(e.files.staging):  # the queued unit runs, and publishes or discards
-            assert time.monotonic() < deadline, "the queued write never ran"
-            await asyncio.sleep(0.02)
+        # The queued unit runs once the lock is free and its batch commits (a refused unit is
+        # rolled back alone inside it): wait for that commit, not for the staging to empty,
+        # which happens inside the unit before its transaction commits.
+        await _until(lambda: e.store.commits > commits, "the queued write to commit")
+        assert files_under(e.files.staging) == []
         records = await e.evidence_list("T1")
     if outcome == "recorded":
         assert [r.name for r in records] == ["strategy.md"]

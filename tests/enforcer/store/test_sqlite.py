@@ -264,18 +264,26 @@ async def test_concurrent_full_writes_share_one_sync(tmp_path: Path) -> None:
 
 async def test_nothing_in_the_process_reads_a_commit_before_it_is_synced(tmp_path: Path) -> None:
     store = await _kv_store(tmp_path)
-    release = threading.Event()
+    syncing, release = threading.Event(), threading.Event()
     real = store._fdatasync
 
     def slow_disk(fd: int) -> None:
-        assert release.wait(timeout=10)
+        syncing.set()
+        assert release.wait(timeout=30)
         real(fd)
 
     store._fdatasync = slow_disk
     try:
         writes = asyncio.gather(store.write(_put_kv("a", 1)), store.write(_put_kv("b", 2)))
         reader = asyncio.ensure_future(store.peek(lambda tx: tx.one("SELECT count(*) FROM kv")))
-        await asyncio.sleep(0.1)  # both have committed; the shared sync is stuck on the disk
+        # The shared sync is stuck on the disk (waited for off the loop, bounded) ...
+        assert await asyncio.to_thread(syncing.wait, 30)
+        # ... after both writes committed: another connection sees them, this process does not.
+        other = sqlite3.connect(tmp_path / "kv.db")
+        try:
+            assert other.execute("SELECT count(*) FROM kv").fetchone() == (2,)
+        finally:
+            other.close()
         assert not reader.done() and not writes.done()
         release.set()
         assert await writes == [1, 1]
