@@ -1,6 +1,10 @@
 """Whole-state integrity: the ledger and its checkpoints, every evidence blob the ledger names,
 the readable evidence copies, and the projection tables against a replay of the ledger.
 
+A readable copy must be what its record says, or an earlier recorded version of the same
+artifact: the copy is written after the record commits, so a server killed in between leaves
+the previous version (counted as stale, refreshed by the next server to start).
+
 Used by ``scripts/integrity.py`` (CI) and ``phasegate verify``. It reads only; a fault raises
 LedgerFaultError naming what is wrong, unreadable input raises StoreError.
 
@@ -31,6 +35,7 @@ class IntegrityReport:
     blobs_checked: int
     files_checked: int
     projection_rows: int
+    stale_copies: int = 0  # readable copies still at an earlier recorded version
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +43,7 @@ class IntegrityReport:
             "blobs_checked": self.blobs_checked,
             "evidence_files_checked": self.files_checked,
             "projection_rows": self.projection_rows,
+            "stale_evidence_files": self.stale_copies,
         }
 
 
@@ -65,10 +71,13 @@ def check_integrity(state_dir: Path) -> IntegrityReport:
         conn.close()
 
     blobs = 0
+    versions: dict[tuple[str, str, str], set[str]] = {}  # every recorded version of each copy
     for entry in entries:
         if entry.type != "evidence.recorded":
             continue
         sha = str(entry.data["sha256"])
+        subject = entry.fields["subject"]
+        versions.setdefault((subject["task"], subject["phase"], entry.data["name"]), set()).add(sha)
         found = _sha256_file(paths.blobs / "sha256" / sha[:2] / sha)
         if found != sha:
             raise LedgerFaultError(
@@ -78,11 +87,17 @@ def check_integrity(state_dir: Path) -> IntegrityReport:
             )
         blobs += 1
 
-    files = 0
+    files = stale = 0
     for row in current["evidence"]:
         task, phase, name, sha, seq = row[0], row[1], row[2], row[4], row[10]
         found = _sha256_file(paths.evidence / task / phase / name)
         if found is not None and found != sha:
+            # An earlier recorded version: a server was killed between recording an artifact
+            # and copying it out (the next server to start refreshes it). Anything else is not
+            # what the ledger recorded.
+            if found in versions.get((task, phase, name), set()):
+                stale += 1
+                continue
             raise LedgerFaultError(
                 "evidence",
                 f"evidence file {task}/{phase}/{name} differs from its record",
@@ -95,4 +110,4 @@ def check_integrity(state_dir: Path) -> IntegrityReport:
             "projection", "the store's tables differ from a replay of the ledger", seq=None
         )
     rows_total = sum(len(v) for v in current.values())
-    return IntegrityReport(ledger, blobs, files, rows_total)
+    return IntegrityReport(ledger, blobs, files, rows_total, stale)
