@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from .errors import InvalidArgumentError
 from .names import check_name
 from .phases import Phase
+from .policy_config import PolicyConfig
 
 __all__ = [
     "ActorConfig",
@@ -27,6 +28,7 @@ __all__ = [
     "GateConfig",
     "config_path",
     "load_config",
+    "parse_config",
 ]
 
 Role = Literal["viewer", "operator", "admin"]
@@ -59,11 +61,23 @@ class _Section(BaseModel):
 class StoreConfig(_Section):
     durability: Literal["FULL", "NORMAL"] = "FULL"
     busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 10_000
+    # PostgreSQL, shared by several servers: "postgresql://user@host/db"; absent: SQLite in the
+    # state directory. Every server of one deployment must use the same URL and --state-dir.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (leave it out for SQLite)")
+        return value
 
 
 class LedgerConfig(_Section):
     checkpoint_every: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     checkpoint_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    # One caller's identical refusals within this window are written as one counted entry.
+    refusal_window_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
 
 
 class VerifyConfig(_Section):
@@ -153,6 +167,8 @@ class Config(_Section):
     telemetry: TelemetryConfig = TelemetryConfig()
     # Router table overrides: tool name -> phases where it is allowed (issue-level contract).
     tools: dict[str, list[Phase]] = {}
+    # Risk, paths, approvals, limits and windows for governed modules (enforcer/policy_config.py).
+    policy: PolicyConfig = PolicyConfig()
 
     def error_phases(self) -> frozenset[Phase]:
         return frozenset(self.attestation.error_phases)
@@ -199,17 +215,27 @@ def load_config(
 
 def _parse(path: Path) -> Config:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise InvalidArgumentError(f"cannot read config {path}: {e}") from e
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate the text of `path` (the policy re-reads a file it watches through this)."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise InvalidArgumentError(f"{path}: not valid TOML: {e}") from e
+        raise InvalidArgumentError(
+            f"{path}: not valid TOML: {e}", details={"path": str(path)}
+        ) from e
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        errors = e.errors()
+        keys = [".".join(str(p) for p in err["loc"]) for err in errors]
+        problems = "; ".join(f"{k}: {err['msg']}" for k, err in zip(keys, errors, strict=True))
         raise InvalidArgumentError(
-            f"{path}: invalid configuration: {problems}", details={"path": str(path)}
+            f"{path}: invalid configuration: {problems}",
+            details={"path": str(path), "keys": keys},
         ) from e

@@ -17,12 +17,15 @@ The tree::
     ├── PromptDriftError                PROMPT_DRIFT
     ├── ForbiddenError                  FORBIDDEN
     ├── FrozenError                     FROZEN
+    │   └── WritesRefusedError          FROZEN             not the freeze: the ledger or the disk
+    │                                                      can no longer be trusted (`cause`)
     ├── PromotionPausedError            PROMOTION_PAUSED
     ├── ApprovalRequiredError           APPROVAL_REQUIRED  a person must approve first
     ├── PolicyDeniedError               POLICY_DENIED
     ├── NotValidatedError               NOT_VALIDATED
     ├── AttestationInvalidError         ATTESTATION_INVALID
     ├── StoreError                      INTERNAL           the database could not be used
+    │   └── StorageFullError            STORAGE_FULL       no space left: nothing was changed
     └── LedgerFaultError                INTERNAL           raised by the verifier; has a `kind`
 
 A refusal is a domain outcome, not a crash: callers translate it into a structured tool result
@@ -55,7 +58,9 @@ __all__ = [
     "PromotionPausedError",
     "PromptDriftError",
     "StaleTokenError",
+    "StorageFullError",
     "StoreError",
+    "WritesRefusedError",
 ]
 
 
@@ -140,6 +145,21 @@ class FrozenError(PhasegateError):
     code = "FROZEN"
 
 
+class WritesRefusedError(FrozenError):
+    """Every write is refused, reads still work, until a supervisor acts — for a cause other than
+    the freeze, so `phasegate unfreeze` does not lift it and the hint says what does.
+
+    `details.cause` is ``ledger`` (the ledger is shorter than, or diverges from, a signed
+    checkpoint; `details.fault` and `details.seq` as in LedgerFaultError) or ``storage`` (the
+    disk failed a sync, so recent commits may be lost). An agent sees FROZEN: no state may
+    change now, whatever it retries.
+    """
+
+    def __init__(self, cause: str, message: str, *, hint: str, **details: Any) -> None:
+        super().__init__(message, hint=hint, details={"cause": cause, **details})
+        self.cause = cause
+
+
 class PromotionPausedError(PhasegateError):
     code = "PROMOTION_PAUSED"
 
@@ -162,6 +182,14 @@ class AttestationInvalidError(PhasegateError):
 
 class StoreError(PhasegateError):
     """The database could not be opened, read or written (translated from sqlite3)."""
+
+
+class StorageFullError(StoreError):
+    """The disk (or quota) holding the state directory is full: the write was not made.
+
+    Not a fault of phasegate and not lasting: once space is freed the same call succeeds."""
+
+    code = "STORAGE_FULL"
 
 
 class LedgerFaultError(PhasegateError):

@@ -1,16 +1,17 @@
 """Whole-state integrity: the ledger and its checkpoints, every evidence blob the ledger names,
-the readable evidence copies, and the projection tables against a replay of the ledger.
+the readable evidence copies, the projection tables against a replay of the ledger, and every
+governed module's versions (attestation, manifest, blobs) and installed trees.
 
 Used by ``scripts/integrity.py`` (CI) and ``phasegate verify``. It reads only; a fault raises
 LedgerFaultError naming what is wrong, unreadable input raises StoreError.
 
     report = check_integrity(Path("state"))
+    report = check_integrity(Path("state"), "postgresql://db/phasegate")   # PostgreSQL's ledger
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ from typing import Any
 from .errors import LedgerFaultError, StoreError
 from .ledger import projection
 from .ledger.entries import LedgerEntry
+from .ledger.keys import Verifier
 from .ledger.verify import VerifyReport, verify_state
+from .modules.integrity_check import ModulesReport, check_modules, read_modules
 from .paths import StatePaths
-from .store import SqliteTx, open_readonly
+from .store import open_snapshot
 
 __all__ = ["IntegrityReport", "check_integrity"]
 
@@ -31,6 +34,7 @@ class IntegrityReport:
     blobs_checked: int
     files_checked: int
     projection_rows: int
+    modules: ModulesReport
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +42,10 @@ class IntegrityReport:
             "blobs_checked": self.blobs_checked,
             "evidence_files_checked": self.files_checked,
             "projection_rows": self.projection_rows,
+            "modules_checked": self.modules.modules,
+            "module_versions_checked": self.modules.versions,
+            "module_blobs_checked": self.modules.blobs,
+            "installed_trees_checked": self.modules.trees,
         }
 
 
@@ -48,21 +56,18 @@ def _sha256_file(path: Path) -> str | None:
         return None
 
 
-def check_integrity(state_dir: Path) -> IntegrityReport:
+def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityReport:
+    """Check everything; the database is PostgreSQL's at `store_url` when given, else the state
+    directory's SQLite file (evidence and blobs are always the state directory's)."""
     from .runtime import MIGRATIONS
 
     paths = StatePaths(state_dir)
-    ledger = verify_state(state_dir)
-    conn = open_readonly(paths.db)
-    try:
-        conn.execute("BEGIN")
-        rows = conn.execute("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
+    ledger = verify_state(state_dir, store_url)
+    with open_snapshot(paths.db, store_url) as snap:
+        rows = snap.stream("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq")
         entries = [LedgerEntry.from_row(*r) for r in rows]
-        current = projection.snapshot(SqliteTx(conn))
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot read {paths.db}: {e}") from e
-    finally:
-        conn.close()
+        current = projection.snapshot(snap.tx)
+        module_rows = read_modules(snap.tx)
 
     blobs = 0
     for entry in entries:
@@ -94,5 +99,10 @@ def check_integrity(state_dir: Path) -> IntegrityReport:
         raise LedgerFaultError(
             "projection", "the store's tables differ from a replay of the ledger", seq=None
         )
+    try:
+        verifier = Verifier.from_dir(paths.keys)
+    except (OSError, ValueError) as e:
+        raise StoreError(f"cannot read the public key in {paths.keys}: {e}") from e
+    modules = check_modules(paths, module_rows, verifier)
     rows_total = sum(len(v) for v in current.values())
-    return IntegrityReport(ledger, blobs, files, rows_total)
+    return IntegrityReport(ledger, blobs, files, rows_total, modules)

@@ -30,7 +30,8 @@ __all__ = [
 
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
-TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Always `fullmatch`: with `match`, "$" also matches before a final newline ("T1\n").
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # The trace id of the call in progress; the server sets it, ledger entries carry it in refs.
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -47,7 +48,7 @@ ledger_seq_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 def check_task_id(task: object) -> str:
-    if not isinstance(task, str) or not TASK_ID.match(task):
+    if not isinstance(task, str) or not TASK_ID.fullmatch(task):
         raise InvalidArgumentError(
             "task id must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
             hint="use the id task_start returned, or task_list to find it",

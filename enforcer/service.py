@@ -1,7 +1,9 @@
 """The enforcer: the one facade `server/` holds, composing the process services.
 
 Each service serves one noun (tasks, transitions, evidence, verification runs, leases,
-attestation, controls, audit) over one shared unit of work (`process.work.Work`): every mutating
+attestation, controls, audit; the governed modules behind their own facade, `.modules`; the
+policy's approval queue and exceptions, `.approvals` and `.exceptions`) over
+one shared unit of work (`process.work.Work`): every mutating
 call is one store transaction, so a refused call changes nothing. The MCP server, the CLI and
 the web page all call this facade; none re-implements its rules.
 
@@ -19,7 +21,10 @@ from typing import Any
 from .ledger.entries import LedgerEntry
 from .ledger.ops import Record
 from .model import Caller, EvidenceRecord, LeaseView
+from .modules.policy_hook import PolicyHook
+from .modules.service import Modules
 from .phases import Phase
+from .policy import Approvals, Exceptions, Policy, PolicySource
 from .process.attestation import Attestations, AttestResult
 from .process.attesting import Attesting
 from .process.audit import Audit
@@ -41,7 +46,7 @@ __all__ = ["Enforcer", "StatusReport"]
 class Enforcer:
     """Every verb of the domain, by name; each delegates to the service of its noun."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, policy: PolicyHook | None = None) -> None:
         self.rt = runtime
         self.store = runtime.store
         self.ledger = runtime.ledger
@@ -61,6 +66,14 @@ class Enforcer:
         self.attesting = Attesting(work, self.leases, self.attestations)
         self.control = Controls(work)
         self.audit = Audit(work, MIGRATIONS)
+        # The policy over phasegate.toml's [policy], re-read from its file on each decision.
+        self.policy = Policy(PolicySource(runtime.config.policy, runtime.config_file), self.clock)
+        # The governed modules' lifecycle has its own facade (enforcer/modules/service.py).
+        self.modules = Modules(
+            work, runtime.paths, self.leases, runtime.signer, policy or self.policy
+        )
+        self.approvals = Approvals(work, self.policy)
+        self.exceptions = Exceptions(work, self.policy)
 
     def required(self, phase: Phase) -> tuple[str, ...]:
         """The artifacts the gate of `phase` requires."""
@@ -75,6 +88,10 @@ class Enforcer:
 
     async def task_list(self, phase: str | None = None) -> list[dict[str, Any]]:
         return await self.tasks.all(phase)
+
+    async def task_board(self) -> list[dict[str, Any]]:
+        """Every task with holder, lease expiry, drift and last activity (for the board)."""
+        return await self.tasks.board()
 
     async def phase_advance(
         self, caller: Caller, task: str, to: str | None = None, token: int | None = None
@@ -152,6 +169,12 @@ class Enforcer:
 
     async def record(self, caller: Caller, record: Record) -> LedgerEntry:
         return await self.audit.record(caller, record)
+
+    async def record_refusal(self, caller: Caller, record: Record) -> None:
+        await self.audit.refused(caller, record)
+
+    async def flush_refusals(self, *, everything: bool = False) -> None:
+        await self.audit.flush_refusals(everything=everything)
 
     async def replay_equals_store(self) -> bool:
         return await self.audit.replay_equals_store()

@@ -54,7 +54,7 @@ from server.catalogue import TaskStatusResult
 
 STRATEGY = "# Problem\nBenchmark.\n\n# Objectives\n- measure the router\n"
 TASK = "BENCH-1"
-MEASURED = ("noop", "controls_status", "task_status", "phase_advance")
+MEASURED = ("noop", "controls_status", "task_status", "evidence_put", "phase_advance")
 READ_TARGET_PCT = 20.0
 ADVANCE_TARGET_MS = 2.0
 
@@ -129,20 +129,22 @@ async def timed(calls: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
     return out
 
 
-async def advances(session: Any, count: int) -> list[float]:
-    """Time only phase_advance; the evidence and the backtrack around it are untimed."""
-    out = []
+async def advances(session: Any, count: int) -> tuple[list[float], list[float]]:
+    """Time evidence_put and phase_advance; the backtrack after them is untimed."""
+    out, puts = [], []
     put = {"task": TASK, "name": "strategy.md", "content": STRATEGY}
     back = {"task": TASK, "to": "STRATEGIZE", "reason": "benchmark loop"}
     for _ in range(count):
+        started = time.perf_counter()
         await check(session.call_tool("evidence_put", put))
+        puts.append(time.perf_counter() - started)
         started = time.perf_counter()
         result = await session.call_tool("phase_advance", {"task": TASK})
         out.append(time.perf_counter() - started)
         if result.is_error:
             raise RuntimeError(f"phase_advance failed: {result.structured_content}")
         await check(session.call_tool("phase_backtrack", back))
-    return out
+    return out, puts
 
 
 async def validations(session: Any, name: str, result: Any, count: int) -> list[float]:
@@ -196,7 +198,7 @@ async def measure(session: Any, args: argparse.Namespace) -> dict[str, list[floa
         for name, call in reads.items():
             samples[name] += await timed(block, call)
     await advances(session, max(1, args.warmup // 10))
-    samples["phase_advance"] = await advances(session, args.advances)
+    samples["phase_advance"], samples["evidence_put"] = await advances(session, args.advances)
     if not isinstance(session, RawSession):
         # Diagnostics: the client's own output-schema check of one result of each.
         for name, call in (("noop", noop), ("task_status", task_status)):

@@ -2,6 +2,7 @@
 
     python scripts/bench_transition.py                 # 5 runs x 1,000 transitions; 2,000 tasks
     python scripts/bench_transition.py --runs 3 --transitions 300 --tasks 500
+    python scripts/bench_transition.py --checkpoint-every 100    # what a tighter bound costs
 
 What one timed transition is: `Enforcer.phase_advance` SPEC -> PLAN, where SPEC's gate is
 configured to need two artifacts (spec.md and notes.md), so the call does the lease check, reads
@@ -33,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from enforcer.config import Config, GateConfig, StoreConfig
+from enforcer.config import Config, GateConfig, LedgerConfig, StoreConfig
 from enforcer.model import Caller
 from enforcer.phases import Phase
 from enforcer.runtime import open_runtime
@@ -46,9 +47,14 @@ PROMPT = "You are the implementer. Follow the plan; never skip a phase.\n"
 AGENT = Caller("bench", instance="bench-1")
 
 
+# --checkpoint-every sets it (the cost of a tighter bound on entries no checkpoint covers).
+SETTINGS = {"checkpoint_every": LedgerConfig().checkpoint_every}
+
+
 def config(durability: str) -> Config:
     return Config(
         store=StoreConfig(durability="FULL" if durability == "FULL" else "NORMAL"),
+        ledger=LedgerConfig(checkpoint_every=SETTINGS["checkpoint_every"]),
         gates={"SPEC": GateConfig(artifacts=["spec.md", "notes.md"])},
     )
 
@@ -130,7 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks in the sustained run")
     parser.add_argument("--agents", type=int, default=16, help="concurrent agents, sustained")
     parser.add_argument("--dir", type=Path, default=None, help="where state dirs are made")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=SETTINGS["checkpoint_every"],
+        help="sign a checkpoint every N entries (the cost of a tighter bound)",
+    )
     args = parser.parse_args(argv)
+    SETTINGS["checkpoint_every"] = args.checkpoint_every
 
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
@@ -140,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "timed: phase_advance SPEC -> PLAN (lease check, gate over 2 artifacts, attestation"
         " check, ledger append, projection, commit)"
     )
+    print(f"a checkpoint signed every {args.checkpoint_every:,} entries")
     print()
     print(
         f"latency: {args.runs} runs x {args.transitions:,} transitions per durability,"

@@ -75,7 +75,12 @@ STEPS: list[Step] = [
     ("mutation", [sys.executable, "scripts/mutation.py", "--set", "ci"]),
     ("demo", [sys.executable, "-m", "server.cli", "demo", "--state-dir", str(_DEMO)]),
     ("integrity", [sys.executable, "scripts/integrity.py", "--state-dir", str(_DEMO)]),
-]
+    ("export", [sys.executable, "-m", "server.cli", "export", "--state-dir", str(_DEMO),
+                "--out", str(_DEMO.parent / "export")]),
+    ("export verify", [sys.executable, "-m", "server.cli", "export", "verify",
+                       str(_DEMO.parent / "export"), "--public-key",
+                       str(_DEMO / "keys" / "ed25519.pub")]),
+]  # fmt: skip
 
 
 def main() -> int:

@@ -30,7 +30,8 @@ from mcp_types import CallToolResult, ToolAnnotations
 from opentelemetry import trace
 
 from enforcer.clock import Clock
-from enforcer.config import Config, load_config
+from enforcer.config import Config, config_path, load_config
+from enforcer.errors import NotFoundError, PhasegateError, WritesRefusedError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -39,7 +40,8 @@ from enforcer.service import Enforcer
 from .auth import ConfigTokenVerifier
 from .catalogue import ToolSpec, tool_table
 from .journal import Journal
-from .router import Router
+from .router import Router, error_result
+from .tool_models import input_schema
 from .tools import HANDLERS
 
 __all__ = ["AppState", "ServeOptions", "build_server"]
@@ -58,9 +60,15 @@ REVIEW → PR → MONITOR → DONE, one step at a time; skips are refused.
 4. To go back, phase_backtrack(task, to, reason); later phases then need fresh evidence.
 5. prompt_attest(task, prompt) once per phase with the instructions you work under.
 6. Release your lease (lease_release) to hand a task to another agent (e.g. a reviewer). Pass
-   your lease's fencing_token on writes to have them refused if the lease changed hands since."""
+   your lease's fencing_token on writes to have them refused if the lease changed hands since.
+7. Governed modules (module_list) change only through drafts: in IMPLEMENT draft_create(task,
+   module), then draft_write / draft_delete_file / draft_apply_patch (paths relative to the
+   module), draft_diff, draft_validate (the module's own validator, sandboxed; any later edit
+   needs a new run); in PR draft_promote(draft) makes a signed version, module_install(task,
+   module, version) installs it; in MONITOR module_rollback(task, module, reason) goes back.
+   A draft behind the newest version needs draft_rebase(draft) before it can be promoted."""
 
-_INSTANCE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_INSTANCE = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "$" admits a final newline
 
 
 @dataclass
@@ -71,7 +79,11 @@ class ServeOptions:
     actor: str | None = None
     clock: Clock | None = None
     http: tuple[str, int] | None = None  # (host, port) when serving streamable HTTP
+    store_url: str | None = None  # PostgreSQL; None: [store] url, else SQLite in state_dir
     instance: str = field(default_factory=lambda: f"{HOST}-{os.getpid()}")
+    # The state while the server runs (one item, from the lifespan): the web page served in
+    # the same process reads the same enforcer through it.
+    running: list[AppState] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -89,7 +101,7 @@ class AppState:
             role = token.scopes[0] if token.scopes else "viewer"
             headers = getattr(ctx.request, "headers", None) if ctx is not None else None
             instance = (headers or {}).get("x-phasegate-instance", "http")
-            if not _INSTANCE.match(instance):
+            if not _INSTANCE.fullmatch(instance):
                 instance = "http"
             return Caller(token.client_id, role, instance)  # type: ignore[arg-type]
         actor = self.options.actor
@@ -118,10 +130,14 @@ def _trace_id() -> str | None:
 
 
 class RouterMiddleware:
-    """Routes every `tools/call` for a catalogue tool; everything else passes through."""
+    """Routes every `tools/call` for a catalogue tool and answers one for a tool that does not
+    exist with the error contract (NOT_FOUND, the tools listed in the hint); everything else,
+    a tool added outside the catalogue included, passes through."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
+        self.server: MCPServer[AppState] | None = None  # set once the server is built
+        self._all: list[str] | None = None  # every tool's name, read at the first unknown one
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -130,12 +146,27 @@ class RouterMiddleware:
             return await call_next(ctx)
         name = ctx.params.get("name")
         if name not in self.names:
-            return await call_next(ctx)
+            if not isinstance(name, str) or await self._exists(name):
+                return await call_next(ctx)  # the SDK answers a malformed call, or serves it
+            shown = name if len(name) <= 64 else name[:64] + "…"
+            return error_result(
+                NotFoundError(
+                    f"no tool {shown!r}",
+                    hint="tools: " + ", ".join(self._all or sorted(self.names)),
+                    details={"tool": shown},
+                )
+            )
         state: AppState = ctx.lifespan_context
         arguments = ctx.params.get("arguments")
         return await state.router.call(
             str(name), {} if arguments is None else arguments, state.caller(ctx), _trace_id()
         )
+
+    async def _exists(self, name: str) -> bool:
+        if self._all is None and self.server is not None:
+            # Tools are all added before serving starts; list them once.
+            self._all = [tool.name for tool in await self.server.list_tools()]
+        return self._all is not None and name in self._all
 
 
 def _tool_function(spec: ToolSpec) -> Any:
@@ -173,25 +204,46 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_runtime(options.state_dir, config=config, clock=options.clock) as rt:
+        # The file the policy re-reads while serving: the one named, else the one looked up.
+        watched = options.config_path
+        if options.config is None:
+            watched = config_path(options.config_path, options.state_dir)
+        async with open_runtime(
+            options.state_dir,
+            config=config,
+            clock=options.clock,
+            store_url=options.store_url,
+            config_file=watched,
+        ) as rt:
+            # Before serving: compare the ledger with the newest signed checkpoint (a fault is
+            # logged in one line and refuses every write; reads go on), and sign what a
+            # previous process left unsigned.
+            with contextlib.suppress(WritesRefusedError):
+                await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
+            await _reconcile_modules(enforcer, options)
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))
+            state = AppState(enforcer, router, config, options)
+            options.running.append(state)
             try:
-                yield AppState(enforcer, router, config, options)
+                yield state
             finally:
+                options.running.remove(state)
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
                 journal.close()
+                await enforcer.flush_refusals(everything=True)  # before the final checkpoint
 
+    router_middleware = RouterMiddleware(frozenset(table))
     server: MCPServer[AppState] = MCPServer(
         name="phasegate",
         instructions=INSTRUCTIONS,
         version=_version(),
         lifespan=lifespan,
-        middleware=[RouterMiddleware(frozenset(table))],
+        middleware=[router_middleware],
         **_auth_kwargs(config, options),
     )
     for spec in table.values():
@@ -206,17 +258,42 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 open_world_hint=False,
             ),
         )
+        # The SDK derives the input schema from the function's signature, with a title per
+        # field; advertise the catalogue's lean one instead (the SDK's manager keeps no other).
+        registered = server._tool_manager.get_tool(spec.name)
+        if registered is not None:
+            registered.parameters = input_schema(spec.args)
     _add_resources(server)
+    router_middleware.server = server
     return server
 
 
+async def _reconcile_modules(enforcer: Enforcer, options: ServeOptions) -> None:
+    """Point every module's install path at its active version (a crash mid-install may have
+    left it at the other one); a module that cannot be repaired is logged, not fatal."""
+    server = Caller("phasegate", "admin", options.instance, os.getpid(), HOST)
+    try:
+        for line in await enforcer.modules.reconcile(server):
+            if line.get("repaired") or not line.get("consistent"):
+                logger.warning("module %s at start: %s", line["module"], line)
+    except PhasegateError as e:
+        logger.error("modules could not be reconciled at start: %s", e.message)
+
+
 async def _checkpoint_ticker(enforcer: Enforcer) -> None:
-    """Sign a checkpoint when the policy's interval passes with unsigned entries."""
-    interval = max(1.0, enforcer.config.ledger.checkpoint_interval_s / 2)
+    """Write the counts of coalesced refusals that are due, and sign a checkpoint when the
+    policy's interval passes with unsigned entries."""
+    ledger = enforcer.config.ledger
+    interval = max(1.0, min(ledger.checkpoint_interval_s, ledger.refusal_window_s or 60) / 2)
     while True:
         await asyncio.sleep(interval)
         try:
+            await enforcer.flush_refusals()
             await enforcer.ledger.maybe_checkpoint()
+        except WritesRefusedError:
+            return  # logged once by the ledger; nothing will be signed again
+        except OSError as e:
+            logger.error("periodic checkpoint failed (tried again at the next tick): %s", e)
         except Exception:
             logger.exception("periodic checkpoint failed")
 
@@ -227,7 +304,7 @@ def _add_resources(server: MCPServer[AppState]) -> None:
 
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-    from enforcer.errors import NotFoundError, PhasegateError
+    from enforcer.errors import PhasegateError
 
     @contextlib.contextmanager
     def refusals() -> Iterator[None]:

@@ -7,57 +7,18 @@ kept lean (no per-field titles): an agent pays for `tools/list` in context on ev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from mcp_types import CallToolResult
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from enforcer.phases import Phase
 
-from .context import CallContext
+from .module_catalogue import MODULE_TOOLS
+from .tool_models import ALL_PHASES, Args, Handler, Result, ToolSpec
+from .tool_models import spec as _spec
 
-__all__ = ["ALL_PHASES", "TOOLS", "ToolSpec", "tool_table"]
-
-ALL_PHASES: frozenset[Phase] = frozenset(Phase)
-
-
-def _lean(schema: dict[str, Any]) -> None:
-    """Smaller schemas that validate faster: no titles, no `additionalProperties: true` (the
-    default). `X | None` stays pydantic's `anyOf` of two single-type branches: a `type` array
-    is less portable (clients that map schemas onto a single-type dialect reject it)."""
-    schema.pop("title", None)
-    if schema.get("additionalProperties") is True:
-        del schema["additionalProperties"]
-    for key in ("properties", "$defs"):
-        for sub in schema.get(key, {}).values():
-            _lean(sub)
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            _lean(schema[key])
-    for sub in schema.get("anyOf", []):
-        _lean(sub)
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_lean)
-
-
-def _lean_result(schema: dict[str, Any]) -> None:
-    """Result schemas also drop per-item schemas of lists of plain values: clients validate
-    every result against the output schema, and each item costs a validator descent (about
-    0.2 ms per task_status call for its two lists of names), for no safety the type gives."""
-    _lean(schema)
-    for prop in schema.get("properties", {}).values():
-        items = prop.get("items")
-        if isinstance(items, dict) and set(items) == {"type"} and items["type"] != "object":
-            del prop["items"]
-
-
-class Result(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra=_lean_result)
-
+__all__ = ["ALL_PHASES", "TOOLS", "Handler", "ToolSpec", "tool_table"]
 
 TaskId = Annotated[
     StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="task id")
@@ -214,56 +175,9 @@ class ControlsResult(Result):
     promotions_paused: bool
 
 
-# A handler returns its payload, or a finished result it rendered earlier (Router.rendered).
-Handler = Callable[[CallContext, Any], Awaitable[dict[str, Any] | CallToolResult]]
-Role = Literal["viewer", "operator", "admin"]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """One row of the router table."""
-
-    name: str
-    description: str
-    args: type[Args]
-    result: type[Result]
-    role: Role
-    phases: frozenset[Phase]
-    read_only: bool
-    handler_name: str
-    destructive: bool = False
-    idempotent: bool = False
-    creates_task: bool = False  # task_start: the one mutating call that names no existing task
-
-    @property
-    def names_task(self) -> bool:
-        return "task" in self.args.model_fields
-
-
-# DONE is terminal: a tool that changes a task has nothing to do there.
-_LIVE = ALL_PHASES - {Phase.DONE}
-
-
-def _spec(
-    name: str,
-    description: str,
-    args: type[Args],
-    result: type[Result],
-    role: Role,
-    phases: frozenset[Phase] | None = None,
-    *,
-    read_only: bool = False,
-    **flags: bool,
-) -> ToolSpec:
-    """Default phases: every phase for read-only tools, every phase but DONE otherwise."""
-    if phases is None:
-        phases = ALL_PHASES if read_only else _LIVE
-    return ToolSpec(name, description, args, result, role, phases, read_only, name, **flags)
-
-
 _EARLY = frozenset({Phase.IMPLEMENT, Phase.VERIFY})
 
-TOOLS: tuple[ToolSpec, ...] = (
+PROCESS_TOOLS: tuple[ToolSpec, ...] = (
     _spec(
         "task_start",
         "Create a task at STRATEGIZE (id generated if absent) and take its lease.",
@@ -401,6 +315,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         idempotent=True,
     ),
 )
+
+
+TOOLS: tuple[ToolSpec, ...] = (*PROCESS_TOOLS, *MODULE_TOOLS)
 
 
 def tool_table(overrides: Mapping[str, Sequence[str]] | None = None) -> dict[str, ToolSpec]:

@@ -20,7 +20,7 @@ __all__ = ["CallContext", "RouterServices"]
 
 
 class RouterServices(Protocol):
-    """The two things a handler asks of the router."""
+    """What a handler asks of the router."""
 
     def rendered(
         self, key: Hashable, source: object, payload: Callable[[], dict[str, Any]]
@@ -28,8 +28,12 @@ class RouterServices(Protocol):
         """The result rendered from `source` once, reused while `source` is unchanged."""
         ...
 
-    def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
-        """Tools `caller` may call on a task in `phase`."""
+    def allowed_now(self, phase: Phase | None, caller: Caller, frozen: bool = False) -> list[str]:
+        """Tools `caller` may call on a task in `phase` (only read-only ones when `frozen`)."""
+        ...
+
+    async def writes_refused(self) -> bool:
+        """Whether every mutating call is refused now (freeze, unreadable controls, ledger)."""
         ...
 
 

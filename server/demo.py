@@ -16,6 +16,8 @@ from enforcer.model import Caller
 from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 
+from .demo_modules import DemoModule
+
 __all__ = ["ARTIFACTS", "run_demo"]
 
 _DIFF = """\
@@ -91,6 +93,8 @@ async def run_demo(state_dir: Path, say: Say = _print) -> str:
         e = Enforcer(rt)
         task = (await e.task_start(me, "Demo: make add() add")).task.task
         say({"step": "started", "task": task, "text": f"task {task} at STRATEGIZE"})
+        module = DemoModule(e, me, state_dir, say)
+        await module.register()
         try:
             await e.phase_advance(me, task, "PLAN")
         except PhasegateError as refused:
@@ -106,6 +110,7 @@ async def run_demo(state_dir: Path, say: Say = _print) -> str:
             phase = status.task.phase.value
             if phase == "DONE":
                 break
+            await module.at(phase, task)  # the module's draft, promotion, install, rollback
             if phase == "VERIFY":
                 run = await e.verify_run(me, task)
                 passed, failed = run["results"]["passed"], run["results"]["failed"]

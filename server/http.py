@@ -26,7 +26,7 @@ from enforcer.config import Config
 
 from .auth import ConfigTokenVerifier
 
-__all__ = ["BearerGate", "endpoint", "http_app", "listen", "run_http"]
+__all__ = ["BearerGate", "Site", "endpoint", "http_app", "listen", "run_http"]
 
 _REALM = 'Bearer realm="phasegate"'
 
@@ -79,9 +79,29 @@ async def _challenge(send: Send, www_authenticate: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: MCPServer[Any], config: Config, *, host: str) -> ASGIApp:
-    """The MCP endpoint at /mcp behind the bearer gate."""
-    return BearerGate(server.streamable_http_app(host=host), ConfigTokenVerifier(config))
+class Site:
+    """``/mcp`` to the MCP app behind the bearer gate, every other path to the supervisor page
+    (which signs in with its own session cookie, never a bearer header). The MCP app owns the
+    lifespan: it opens the state both serve."""
+
+    def __init__(self, mcp: ASGIApp, web: ASGIApp) -> None:
+        self.mcp = mcp
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "lifespan" or path == "/mcp" or path.startswith("/mcp/"):
+            await self.mcp(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+def http_app(
+    server: MCPServer[Any], config: Config, *, host: str, web: ASGIApp | None = None
+) -> ASGIApp:
+    """The MCP endpoint at /mcp behind the bearer gate; the page `web` at / when given."""
+    mcp = BearerGate(server.streamable_http_app(host=host), ConfigTokenVerifier(config))
+    return mcp if web is None else Site(mcp, web)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -96,7 +116,9 @@ def endpoint(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/mcp"
 
 
-def run_http(server: MCPServer[Any], config: Config, host: str, port: int) -> None:
+def run_http(
+    server: MCPServer[Any], config: Config, host: str, port: int, web: ASGIApp | None = None
+) -> None:
     """Serve until interrupted (uvicorn handles SIGINT and SIGTERM).
 
     The socket is bound and listening before serving starts, and its address is printed on
@@ -108,5 +130,6 @@ def run_http(server: MCPServer[Any], config: Config, host: str, port: int) -> No
 
     sock = listen(host, port)
     print(f"phasegate: listening on {endpoint(sock)}", file=sys.stderr, flush=True)
-    app = http_app(server, config, host=host)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    app = http_app(server, config, host=host, web=web)
+    config_ = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.Server(config_).run(sockets=[sock])

@@ -6,7 +6,8 @@ some phases, read the task's phase and the global freeze in one snapshot and ref
 or out-of-phase call; then run the handler (whose enforcer call checks the lease in the same
 transaction as its write). Every outcome is journaled to
 ``state/evidence/<TASK>/journal.jsonl``; every refusal becomes a structured error result,
-is ledgered as ``tool.rejected`` (so it is counted by code) and changes nothing else. An
+is ledgered as ``tool.rejected`` (so it is counted by code; one caller's identical refusals are
+coalesced into a counted entry, see enforcer/process/refusals.py) and changes nothing else. An
 unexpected exception becomes INTERNAL with a correlation id that is also in the server log.
 """
 
@@ -34,12 +35,14 @@ from enforcer.errors import (
     OutOfPhaseError,
     PhasegateError,
     StoreError,
+    WritesRefusedError,
 )
 from enforcer.ledger.ops import Record
 from enforcer.model import Caller, lease_token_var, ledger_seq_var, trace_id_var
 from enforcer.phases import Phase
 from enforcer.service import Enforcer
 
+from .bounds import check_bounds
 from .catalogue import ALL_PHASES, Handler, ToolSpec
 from .context import CallContext
 from .journal import Journal
@@ -110,8 +113,19 @@ def _args_sha256(arguments: Any) -> str:
     try:
         raw = _ARGS.encode(arguments)
     except (TypeError, ValueError, RecursionError):
-        raw = repr(arguments)
+        try:
+            raw = repr(arguments)
+        except (ValueError, RecursionError):  # an int past the digit limit has no repr either
+            raw = repr(_outline(arguments))
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _outline(arguments: Any) -> Any:
+    """What is hashed of arguments past a bound (hashing all of them could take seconds): their
+    type and size, and for an object its first keys."""
+    if isinstance(arguments, dict):
+        return {"keys": len(arguments), "first": [str(k)[:64] for k in list(arguments)[:8]]}
+    return {"type": type(arguments).__name__}
 
 
 def _validation_error(spec: ToolSpec, e: ValidationError) -> InvalidArgumentError:
@@ -151,7 +165,8 @@ class Router:
         self.table = dict(table)
         self.handlers = dict(handlers)
         self.journal = journal
-        self._allowed: dict[tuple[Phase | None, str], list[str]] = {}
+        self._allowed: dict[tuple[Phase | None, str, bool], list[str]] = {}
+        self._unreadable_logged = False
         self._rendered: dict[Hashable, tuple[object, CallToolResult]] = {}
 
     def rendered(
@@ -171,9 +186,10 @@ class Router:
         self._rendered[key] = (source, result)  # holding `source` keeps the identity test sound
         return result
 
-    def allowed_now(self, phase: Phase | None, caller: Caller) -> list[str]:
-        """Tools this caller may call on a task in `phase` (None: calls naming no task)."""
-        key = (phase, caller.role)
+    def allowed_now(self, phase: Phase | None, caller: Caller, frozen: bool = False) -> list[str]:
+        """Tools this caller may call on a task in `phase` (None: calls naming no task); while
+        writes are refused (`frozen`), only the read-only ones."""
+        key = (phase, caller.role, frozen)
         names = self._allowed.get(key)
         if names is None:
             names = self._allowed[key] = [
@@ -181,8 +197,20 @@ class Router:
                 for t in self.table.values()
                 if caller.at_least(t.role)
                 and (phase in t.phases if phase is not None else (t.read_only or t.creates_task))
+                and (t.read_only or not frozen)
             ]
         return list(names)
+
+    async def writes_refused(self) -> bool:
+        """Whether every mutating call is refused now: the freeze, controls that cannot be read
+        (fail closed), or a ledger that failed its check."""
+        if self.enforcer.ledger.refusal is not None:
+            return True
+        try:
+            _, frozen = await self.enforcer.route_facts(None)
+        except StoreError:
+            return True
+        return frozen
 
     async def call(
         self, name: str, arguments: Any, caller: Caller, trace_id: str | None = None
@@ -196,9 +224,12 @@ class Router:
         trace_id_var.set(trace_id)
         task: str | None = None
         task_exists = False
+        bounded = False  # the arguments are within bounds (so cheap to hash)
         try:
             if not isinstance(arguments, dict):
                 raise InvalidArgumentError(f"{name}: arguments must be an object")
+            check_bounds(name, arguments)  # before validation, whose cost grows with them
+            bounded = True
             try:
                 args = spec.args.model_validate(arguments)
             except ValidationError as e:
@@ -210,12 +241,22 @@ class Router:
                     hint="tools you may call: " + ", ".join(self.allowed_now(None, caller)),
                     details={"role": caller.role, "required": spec.role},
                 )
+            draft = getattr(args, "draft", None)
+            if (
+                task is None
+                and draft is not None
+                and (not spec.read_only or spec.phases != ALL_PHASES)
+            ):
+                task = await self.enforcer.modules.draft_task(draft)  # a draft's tools: its task
             if task is None and not spec.read_only and not spec.creates_task:
                 raise InvalidArgumentError(f"{name} changes state and must name a task")
             phase: Phase | None = None
             if not spec.read_only or spec.phases != ALL_PHASES:
-                phase, frozen = await self._facts(None if spec.creates_task else task)
+                phase, frozen = await self._facts(None if spec.creates_task else task, spec)
                 task_exists = phase is not None
+                refusal = self.enforcer.ledger.refusal
+                if refusal is not None and not spec.read_only:
+                    raise refusal  # before a handler stages bytes or runs the tests
                 if frozen and not spec.read_only:
                     raise FrozenError(
                         "phasegate is frozen: no state may change",
@@ -269,13 +310,14 @@ class Router:
             code = error.code
             if task is not None and not task_exists:  # a read fails before any facts were read
                 task_exists = await self._exists(task)
+        digest = _args_sha256(arguments if bounded else _outline(arguments))
         if code is not None:
             with tracer.start_as_current_span(
                 "process.violation",
                 attributes={"phasegate.error.code": code, "gen_ai.tool.name": name},
             ):
                 await self._record_rejection(
-                    caller, spec, arguments, code, task if task_exists else None
+                    caller, spec, digest, code, task if task_exists else None
                 )
             result = error_result(error)
         elapsed = time.perf_counter() - started
@@ -287,7 +329,7 @@ class Router:
                 "actor": caller.actor,
                 "instance": caller.instance,
                 "tool": name,
-                "args_sha256": _args_sha256(arguments),
+                "args_sha256": digest,
                 "outcome": "ok" if code is None else "refused",
                 "code": code,
                 "seq": ledger_seq_var.get(),
@@ -322,13 +364,26 @@ class Router:
             metric_attrs["error.type"] = code
         _DURATION.record(elapsed, metric_attrs)
 
-    async def _facts(self, task: str | None) -> tuple[Phase | None, bool]:
-        """(the task's phase or None, frozen) from one snapshot; unreadable controls freeze."""
+    async def _facts(self, task: str | None, spec: ToolSpec) -> tuple[Phase | None, bool]:
+        """(the task's phase or None, frozen) from one snapshot. Fails closed: when they cannot
+        be read, a mutating call is refused as FROZEN with what a supervisor must do (not
+        `phasegate unfreeze`: with unreadable controls that fails too), a read-only one gets
+        the store's error."""
         try:
             return await self.enforcer.route_facts(task)
         except StoreError as e:
-            logger.error("controls unreadable, refusing mutating calls: %s", e)
-            return None, True
+            if not self._unreadable_logged:
+                self._unreadable_logged = True
+                logger.error("controls unreadable, refusing mutating calls: %s", e.message)
+            if spec.read_only:
+                raise
+            raise WritesRefusedError(
+                "controls",
+                f"writes are refused: the controls (freeze, pause) cannot be read ({e.message})",
+                hint="read-only tools still work; the database is damaged, so `phasegate"
+                " unfreeze` cannot help: a supervisor runs `phasegate verify` and restores the"
+                " state directory from a backup",
+            ) from None
 
     async def _exists(self, task: str) -> bool:
         try:
@@ -338,15 +393,15 @@ class Router:
         return phase is not None
 
     async def _record_rejection(
-        self, caller: Caller, spec: ToolSpec, arguments: Any, code: str, task: str | None
+        self, caller: Caller, spec: ToolSpec, digest: str, code: str, task: str | None
     ) -> None:
         try:
-            await self.enforcer.record(
+            await self.enforcer.record_refusal(
                 caller,
                 Record(
                     "tool.rejected",
                     {"task": task} if task else {},
-                    {"tool": spec.name, "code": code, "args_sha256": _args_sha256(arguments)},
+                    {"tool": spec.name, "code": code, "args_sha256": digest},
                 ),
             )
         except Exception:  # the refusal stands even when it cannot be ledgered

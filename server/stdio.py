@@ -15,6 +15,10 @@ is written, as the SDK's blocking flush does. SIGTERM and Ctrl-C end the session
 stdin does, so the lifespan closes in order (the SDK's transport, its reader thread blocked in
 a read, would not end until more input came).
 
+Every line is parsed as the SDK's transport parses it, but a request it cannot serve is
+answered instead of dropped (``server/framing.py``): a JSON-RPC error for its id, so a client
+never waits out its own timeout for a request that was never going to be served.
+
 Two pipes or two sockets (Node gives its children socket pairs) are served on asyncio's pipe
 transports; a terminal is watched by the loop but never made non-blocking. A regular file, one
 socket for both directions, or Windows: the SDK's own transport.
@@ -34,42 +38,56 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from mcp.server.mcpserver import MCPServer
-from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+
+from . import framing
 
 __all__ = ["run_stdio"]
 
 logger = logging.getLogger(__name__)
 
 # One JSON-RPC message per line. Evidence is capped at 2 MiB (12 MiB as JSON if every
-# character had to be escaped), so a line past this is garbage or an attack. It is dropped,
-# as the SDK drops a line it cannot parse: neither can answer a request it could not read.
+# character had to be escaped), so a line past this is garbage or an attack: it is not read,
+# only its first bytes, for the request id its refusal answers.
 MAX_LINE = 32 * 1024 * 1024
+_PREFIX = 64 * 1024  # what is kept of an over-long line
+
+
+class _TooLong:
+    """A line past the limit: its first bytes only."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
 
 
 class _Lines:
-    """stdin as the async iterator of text lines the SDK transport reads."""
+    """stdin as the async iterator of its lines (bytes), or `_TooLong` for one past the limit."""
 
     def __init__(self, reader: asyncio.StreamReader, max_line: int) -> None:
         self._reader = reader
-        self._max_line = max_line
+        self.max_line = max_line
 
     def __aiter__(self) -> _Lines:
         return self
 
-    async def __anext__(self) -> str:
-        while True:
-            try:
-                line = await self._reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as e:  # EOF: the last line may lack its newline
-                if not e.partial:
-                    raise StopAsyncIteration from None
-                line = e.partial
-            except asyncio.LimitOverrunError:
+    async def __anext__(self) -> bytes | _TooLong:
+        try:
+            return await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:  # EOF: the last line may lack its newline
+            if not e.partial:
+                raise StopAsyncIteration from None
+            return e.partial
+        except asyncio.LimitOverrunError as e:
+            prefix = await self._reader.readexactly(max(1, min(e.consumed, _PREFIX)))
+            if not prefix.endswith(b"\n"):
                 await self._skip_line()
-                logger.warning("dropped a stdin line longer than %d bytes", self._max_line)
-                continue
-            return line.decode("utf-8", "replace")
+            logger.warning("refused a stdin line longer than %d bytes", self.max_line)
+            return _TooLong(prefix)
 
     async def _skip_line(self) -> None:
         while True:
@@ -272,8 +290,56 @@ async def serve_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> No
             return
         logger.info("stdio: serving on the event loop's pipes")
         stdin, stdout = pipes
-        async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+        async with _session_streams(stdin, stdout) as (read_stream, write_stream):
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+
+@contextlib.asynccontextmanager
+async def _session_streams(
+    lines: _Lines, out: _Out | _TerminalOut
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's ``stdio_server`` over our pipes (the same streams, parsing and writing), except
+    that a line it cannot parse is answered for its request id here instead of dropped."""
+    read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
+    write_stream, write_reader = create_context_streams[SessionMessage](0)
+
+    async def send(text: str) -> None:
+        # One write per line, so answers from the reader and the writer never interleave.
+        await out.write(text + "\n")
+        await out.flush()
+
+    async def reader() -> None:
+        try:
+            async with read_writer:
+                async for item in lines:
+                    if isinstance(item, _TooLong):
+                        answers = framing.too_long(item.prefix, lines.max_line)
+                    else:
+                        message = framing.read_message(item)
+                        if not isinstance(message, list):
+                            await read_writer.send(SessionMessage(message))
+                            continue
+                        answers = message
+                    if not answers:
+                        logger.warning("dropped a stdin line that is no request (no id to answer)")
+                    for answer in answers:
+                        await send(answer)
+        except anyio.ClosedResourceError:  # the session ended first
+            await anyio.lowlevel.checkpoint()
+
+    async def writer() -> None:
+        try:
+            async with write_reader:
+                async for session_message in write_reader:
+                    message = session_message.message
+                    await send(message.model_dump_json(by_alias=True, exclude_unset=True))
+        except anyio.ClosedResourceError:
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        yield read_stream, write_stream
 
 
 def run_stdio(server: MCPServer[Any], *, max_line: int = MAX_LINE) -> None:

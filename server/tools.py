@@ -4,11 +4,12 @@ the router has done them, and the enforcer does the rest inside its transactions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from mcp_types import CallToolResult
 
-from enforcer.errors import LedgerFaultError
+from enforcer.errors import LedgerFaultError, WritesRefusedError
 from enforcer.ledger.verify import verify_state
 from enforcer.process.gates import shape_hint
 
@@ -28,14 +29,20 @@ from .catalogue import (
     TaskWriteArgs,
 )
 from .context import CallContext
+from .module_tools import MODULE_HANDLERS
 
 __all__ = ["HANDLERS"]
 
 
-def _status(ctx: CallContext, report: Any) -> dict[str, Any]:
+def _status(ctx: CallContext, report: Any, frozen: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = report.as_dict()
-    out["tools_allowed"] = ctx.router.allowed_now(report.task.phase, ctx.caller)
-    if report.gate.passed and report.next_phase is not None:
+    out["tools_allowed"] = ctx.router.allowed_now(report.task.phase, ctx.caller, frozen)
+    if frozen:
+        out["hints"].append(
+            "phasegate refuses every change now (frozen): only read-only tools work;"
+            " controls_status says why"
+        )
+    elif report.gate.passed and report.next_phase is not None:
         out["hints"].append(f"gate passes: phase_advance moves to {report.next_phase.value}")
     return out
 
@@ -46,9 +53,10 @@ async def task_start(ctx: CallContext, a: TaskStartArgs) -> dict[str, Any]:
 
 async def task_status(ctx: CallContext, a: TaskArgs) -> CallToolResult:
     report = await ctx.enforcer.task_status(a.task)
-    # The payload depends on the report and on the caller's role (tools_allowed).
-    key = ("task_status", a.task, ctx.caller.role)
-    return ctx.router.rendered(key, report, lambda: _status(ctx, report))
+    frozen = await ctx.router.writes_refused()
+    # The payload depends on the report, the caller's role and the freeze (tools_allowed).
+    key = ("task_status", a.task, ctx.caller.role, frozen)
+    return ctx.router.rendered(key, report, lambda: _status(ctx, report, frozen))
 
 
 async def task_list(ctx: CallContext, a: TaskListArgs) -> dict[str, Any]:
@@ -109,16 +117,22 @@ async def ledger_tail(ctx: CallContext, a: LedgerTailArgs) -> dict[str, Any]:
 
 
 async def ledger_verify(ctx: CallContext, a: NoArgs) -> dict[str, Any]:
-    await ctx.enforcer.ledger.checkpoint()  # verify up to now, against a fresh signed root
+    with contextlib.suppress(WritesRefusedError):  # refused writes: verify what is there
+        await ctx.enforcer.ledger.checkpoint()  # verify up to now, against a fresh signed root
     try:
-        report = await asyncio.to_thread(verify_state, ctx.enforcer.rt.paths.root)
+        rt = ctx.enforcer.rt
+        report = await asyncio.to_thread(verify_state, rt.paths.root, rt.store_url)
     except LedgerFaultError as e:
         return {"ok": False, "fault": e.kind, "seq": e.seq, "message": e.message}
     return report.as_dict()
 
 
 async def controls_status(ctx: CallContext, a: NoArgs) -> dict[str, Any]:
-    return await ctx.enforcer.controls()
+    out = await ctx.enforcer.controls()
+    refusal = ctx.enforcer.ledger.refusal
+    if refusal is not None:  # not the freeze, but every change is refused just the same
+        out["writes_refused"] = {"message": refusal.message, "hint": refusal.hint}
+    return out
 
 
 HANDLERS = {
@@ -141,4 +155,4 @@ HANDLERS = {
         ledger_verify,
         controls_status,
     )
-}
+} | MODULE_HANDLERS

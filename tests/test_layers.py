@@ -18,7 +18,7 @@ ENFORCER = ROOT / "enforcer"
 
 # Lower number = lower layer. Top-level modules not listed as facades are leaves.
 PACKAGE_LAYER = {"store": 1, "ledger": 2, "process": 3, "modules": 4, "policy": 5}
-FACADES = {"service", "runtime", "integrity", "__init__"}
+FACADES = {"service", "runtime", "integrity", "export", "__init__"}
 LEAF, FACADE = 0, 6
 FOREIGN_FORBIDDEN = ("mcp", "mcp_types", "server", "starlette", "uvicorn")
 

@@ -23,7 +23,16 @@ from pathlib import Path
 
 from .keys import Signer, Verifier
 
-__all__ = ["Checkpoint", "CheckpointError", "latest", "list_checkpoints", "read", "write"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "latest",
+    "list_checkpoints",
+    "newest_size",
+    "path_of",
+    "read",
+    "write",
+]
 
 _EM_DASH = "\u2014"
 _FILE = re.compile(r"([0-9]{12})\.txt")  # fullmatch: \d and $ would admit "٥" and a newline
@@ -86,14 +95,15 @@ class Checkpoint:
         raise CheckpointError("signature", "no valid signature by the ledger key")
 
 
-def _path(directory: Path, size: int) -> Path:
+def path_of(directory: Path, size: int) -> Path:
+    """Where the checkpoint of `size` is kept."""
     return directory / f"{size:012d}.txt"
 
 
 def write(directory: Path, checkpoint: Checkpoint, signer: Signer) -> Path:
     """Write the signed checkpoint atomically (temp file, fsync, rename); returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = _path(directory, checkpoint.size)
+    path = path_of(directory, checkpoint.size)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cp-")
     try:
         os.write(fd, checkpoint.sign(signer).encode())
@@ -127,6 +137,26 @@ def read(path: Path, verifier: Verifier) -> Checkpoint:
     except UnicodeDecodeError as e:
         raise CheckpointError("format", f"not UTF-8 text: {e}") from e
     return Checkpoint.parse(text, verifier)
+
+
+def newest_size(directory: Path) -> int | None:
+    """The size of the newest checkpoint file, or None when there is none.
+
+    Names are zero-padded to one width, so the greatest name is the newest: one `listdir` and
+    a `max`, about ten times cheaper than `list_checkpoints` (which makes a Path of each)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return None
+    width = len("000000000000.txt")
+    candidates = [n for n in names if len(n) == width]
+    while candidates:
+        best = max(candidates)
+        m = _FILE.fullmatch(best)
+        if m:
+            return int(m.group(1))
+        candidates.remove(best)  # a stray file of the same width: look again
+    return None
 
 
 def latest(directory: Path, verifier: Verifier) -> Checkpoint | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidArgumentError, LedgerFaultError
-from ..store import Tx
+from ..store import CHAIN_APPEND_SQL, CHAIN_HEAD_SQL, Tx
 from . import canonical, merkle
 
 __all__ = [
@@ -122,7 +122,7 @@ def append_entry(
     for name, value in parts.items():
         if not isinstance(value, dict):
             raise InvalidArgumentError(f"ledger {name} must be an object")
-    head = tx.one("SELECT seq, leaf_hash FROM ledger ORDER BY seq DESC LIMIT 1")
+    head = tx.one(CHAIN_HEAD_SQL)
     seq, prev = (0, GENESIS_PREV) if head is None else (int(head[0]) + 1, str(head[1]))
     fields: dict[str, Any] = {
         "v": ENTRY_VERSION,
@@ -141,9 +141,8 @@ def append_entry(
     leaf = merkle.leaf_hash(raw).hex()
     task = parts["subject"].get("task")
     trace = parts["refs"].get("trace_id")
-    tx.execute(
-        "INSERT INTO ledger (seq, prev, leaf_hash, entry, ts, type, task, trace_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    tx.run(
+        CHAIN_APPEND_SQL,
         (
             seq,
             prev,

@@ -11,14 +11,16 @@ same tables (`snapshot`). So what the store says is never more than what the led
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..store import SqliteTx, Tx, migrate
+from ..store import MigrationLike, SqliteTx, Tx, migrate
+from . import module_projection, policy_projection
 from .entries import LedgerEntry
 
-__all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "replay", "snapshot"]
+__all__ = ["COUNTERS", "SCHEMA", "TABLES", "apply", "refusals_of", "replay", "snapshot"]
 
 # Migration 2: the projection.
 SCHEMA = """
@@ -98,6 +100,8 @@ TABLES: dict[str, str] = {
     "attestations": "task, phase",
     "counters": "name",
     "controls": "name",
+    **module_projection.TABLES,
+    **policy_projection.TABLES,
 }
 
 # Ledger entry type -> the process counters it increments (DESIGN.md, Telemetry).
@@ -112,14 +116,24 @@ COUNTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _bump(tx: Tx, name: str) -> None:
-    if not tx.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,)):
-        tx.execute("INSERT INTO counters (name, value) VALUES (?, 1)", (name,))
+def _bump(tx: Tx, name: str, by: int) -> None:
+    tx.run(
+        "INSERT INTO counters (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+        (name, by),
+    )
+
+
+def refusals_of(entry: LedgerEntry) -> int:
+    """How many refusals an entry stands for: identical ones coalesced into one entry carry
+    their number as ``data.refusals`` (process/refusals.py); any other entry is one."""
+    count = entry.fields["data"].get("refusals", 1)
+    return count if type(count) is int and count >= 1 else 1
 
 
 def _task_started(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO tasks (task, title, phase, epoch, created_at, created_by)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (s["task"], d["title"], d["to"], d["epoch"], e.ts, e.actor),
@@ -130,7 +144,7 @@ def _phase_moved(tx: Tx, e: LedgerEntry) -> None:
     """A move also hands the mover's lease from the old phase to the new one."""
     d = e.fields["data"]
     task = e.fields["subject"]["task"]
-    tx.execute("UPDATE tasks SET phase = ?, epoch = ? WHERE task = ?", (d["to"], d["epoch"], task))
+    tx.run("UPDATE tasks SET phase = ?, epoch = ? WHERE task = ?", (d["to"], d["epoch"], task))
     if d.get("released_token") is not None:
         _clear_lease(tx, task, d["from"], d["released_token"])
     if d.get("lease") is not None:
@@ -139,7 +153,7 @@ def _phase_moved(tx: Tx, e: LedgerEntry) -> None:
 
 def _evidence(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO evidence (task, phase, name, epoch, sha256, size, producer,"
         " subject_sha256, valid, problems, seq, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (task, phase, name) DO UPDATE SET epoch = excluded.epoch,"
@@ -169,7 +183,7 @@ def _lease_acquired(tx: Tx, e: LedgerEntry) -> None:
 
 
 def _upsert_lease(tx: Tx, task: str, phase: str, d: dict[str, Any]) -> None:
-    tx.execute(
+    tx.run(
         "INSERT INTO leases (task, phase, actor, instance, pid, host, lease_id, token,"
         " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (task, phase) DO UPDATE SET actor = excluded.actor,"
@@ -192,7 +206,7 @@ def _upsert_lease(tx: Tx, task: str, phase: str, d: dict[str, Any]) -> None:
 
 def _lease_renewed(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "UPDATE leases SET expires_at = ? WHERE task = ? AND phase = ? AND token = ?",
         (d["expires_at"], s["task"], s["phase"], d["token"]),
     )
@@ -204,7 +218,7 @@ def _lease_ended(tx: Tx, e: LedgerEntry) -> None:
 
 
 def _clear_lease(tx: Tx, task: str, phase: str, token: int) -> None:
-    tx.execute(
+    tx.run(
         "UPDATE leases SET actor = NULL, instance = NULL, pid = NULL, host = NULL,"
         " lease_id = NULL, expires_at = NULL WHERE task = ? AND phase = ? AND token = ?",
         (task, phase, token),
@@ -213,7 +227,7 @@ def _clear_lease(tx: Tx, task: str, phase: str, token: int) -> None:
 
 def _baseline(tx: Tx, e: LedgerEntry) -> None:
     s, d = e.fields["subject"], e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO baselines (task, phase, version, sha256, actor, reason, seq)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (s["task"], s["phase"], d["version"], d["sha256"], e.actor, d.get("reason", ""), e.seq),
@@ -229,7 +243,7 @@ def _drift(tx: Tx, e: LedgerEntry) -> None:
 def _attested(
     tx: Tx, task: str, phase: str, sha: str, *, drift: bool, severity: str | None, seq: int
 ) -> None:
-    tx.execute(
+    tx.run(
         "INSERT INTO attestations (task, phase, last_sha256, drift, severity, seq)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task, phase) DO UPDATE SET"
         " last_sha256 = excluded.last_sha256, drift = excluded.drift,"
@@ -240,7 +254,7 @@ def _attested(
 
 def _control(tx: Tx, e: LedgerEntry) -> None:
     d = e.fields["data"]
-    tx.execute(
+    tx.run(
         "INSERT INTO controls (name, active, reason, actor, ts, seq) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET active = excluded.active, reason = excluded.reason,"
         " actor = excluded.actor, ts = excluded.ts, seq = excluded.seq",
@@ -262,6 +276,7 @@ _APPLY: dict[str, Callable[[Tx, LedgerEntry], None]] = {
     "prompt.baseline_set": _baseline,
     "prompt.rebaselined": _baseline,
     "prompt.drift": _drift,
+    **module_projection.APPLY,
 }
 
 
@@ -270,16 +285,31 @@ def apply(tx: Tx, entry: LedgerEntry) -> None:
     handler = _APPLY.get(entry.type)
     if handler is not None:
         handler(tx, entry)
-    for counter in COUNTERS.get(entry.type, ()):
-        _bump(tx, counter)
+    also = policy_projection.APPLY.get(entry.type)  # approvals, exceptions, limits
+    if also is not None:
+        also(tx, entry)
+    counters = COUNTERS.get(entry.type, ())
+    if counters:
+        by = refusals_of(entry)
+        for counter in counters:
+            _bump(tx, counter, by)
 
 
 def snapshot(tx: Tx) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection row, ordered by primary key."""
-    return {t: tx.all(f"SELECT * FROM {t} ORDER BY {k}") for t, k in TABLES.items()}
+    """Every projection row, ordered by primary key.
+
+    Ordered here rather than by the database, whose text collation is its own (PostgreSQL's
+    follows the database's locale): the key columns lead each row, and Python orders strings
+    by code point, as SQLite's BINARY collation does."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, key in TABLES.items():
+        width = key.count(",") + 1
+        rows = tx.all(f"SELECT * FROM {table}")
+        out[table] = sorted(rows, key=operator.itemgetter(*range(width)))
+    return out
 
 
-def replay(entries: Iterable[LedgerEntry], migrations: list[str]) -> dict[str, Any]:
+def replay(entries: Iterable[LedgerEntry], migrations: Sequence[MigrationLike]) -> dict[str, Any]:
     """Rebuild the projection from ledger entries alone, in a scratch in-memory database."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:

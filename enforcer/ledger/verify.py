@@ -1,26 +1,27 @@
 """The offline ledger verifier: re-checks everything from the bytes on disk, trusting nothing.
 
-It reads the database read-only and the checkpoints with the exported public key, and checks,
+It reads the database read-only (the state directory's SQLite file, or the PostgreSQL database
+at a URL) and the checkpoints with the exported public key, and checks,
 per entry: contiguous seq, the bytes are the RFC 8785 form of their JSON, the stored leaf hash,
 the ``prev`` link and the required fields with their types; then every checkpoint's signature,
 that the ledger is not shorter than any checkpoint, and that each signed root equals the root
 recomputed over the entries (a ledger re-chained with recomputed hashes fails here).
 
     report = verify_state(Path("state"))       # raises LedgerFaultError naming kind and seq
+    report = verify_state(Path("state"), "postgresql://db/phasegate")
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerFaultError, StoreError
-from ..store import open_readonly
+from ..store import open_snapshot
 from . import canonical, checkpoint
 from .checkpoint import CheckpointError
 from .entries import ENTRY_VERSION, GENESIS_PREV
@@ -178,17 +179,21 @@ def verify_rows(
     return chain.expected, chain.frontier.root()
 
 
-def _rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str, bytes]]:
-    cursor = conn.execute("SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY rowid")
-    while batch := cursor.fetchmany(4096):
-        yield from batch
+# In storage order: SQLite's rowid is where a row physically sits, so a reordered file shows as
+# a seq out of place; PostgreSQL has no such order, and an entry moved to another seq shows as
+# the entry's own seq differing from its row's.
+_ROWS = {
+    "sqlite": "SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY rowid",
+    "postgres": "SELECT seq, prev, leaf_hash, entry FROM ledger ORDER BY seq",
+}
 
 
-def verify_state(state_dir: Path) -> VerifyReport:
+def verify_state(state_dir: Path, store_url: str | None = None) -> VerifyReport:
     """Verify the ledger and checkpoints of a state directory.
 
-    Raises StoreError when the input cannot be read (no database, no public key) and
-    LedgerFaultError when anything does not verify.
+    The ledger is read from the PostgreSQL database at `store_url` when given, else from the
+    state directory's SQLite file. Raises StoreError when the input cannot be read (no database,
+    no public key) and LedgerFaultError when anything does not verify.
     """
     keys_dir = state_dir / "keys"
     try:
@@ -209,15 +214,8 @@ def verify_state(state_dir: Path) -> VerifyReport:
                 "signature", f"checkpoint {path.name} signs size {cp.size}", seq=size
             )
         signed[size] = cp.root
-    conn = open_readonly(state_dir / "phasegate.db")
-    try:
-        try:
-            conn.execute("BEGIN")
-            count, root = verify_rows(_rows(conn), signed)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot read the ledger: {e}") from e
-    finally:
-        conn.close()
+    with open_snapshot(state_dir / "phasegate.db", store_url) as snap:
+        count, root = verify_rows(snap.stream(_ROWS[snap.dialect]), signed)
     latest = found[-1][0] if found else None
     if latest is not None and count < latest:
         raise LedgerFaultError(

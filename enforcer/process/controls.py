@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, StoreError
 from ..ledger.ops import Record
 from ..model import Caller
 from ..phases import Phase
@@ -36,11 +36,26 @@ class Controls:
         return (None if row[1] is None else Phase(row[1])), bool(row[0])
 
     async def status(self) -> dict[str, Any]:
-        """Freeze and promotion-pause state. Raises StoreError when unreadable: callers must
-        then refuse (fail closed)."""
-        rows = await self.work.store.peek(
-            lambda tx: tx.all("SELECT name, active, reason, actor, ts, seq FROM controls")
-        )
+        """Freeze and promotion-pause state. Fails closed: when the controls cannot be read,
+        both are reported on (as every mutating call is then refused), with `readable` false
+        and the reason, which is also why `phasegate unfreeze` could not lift them."""
+        try:
+            rows = await self.work.store.peek(
+                lambda tx: tx.all("SELECT name, active, reason, actor, ts, seq FROM controls")
+            )
+        except StoreError as e:
+            reason = (
+                f"the controls cannot be read ({e.message}); every mutating call is refused"
+                " until the database is restored from a backup"
+            )
+            on = {"active": True, "reason": reason, "actor": None, "since": None, "seq": None}
+            return {
+                "frozen": True,
+                "promotions_paused": True,
+                "freeze": on,
+                "pause": dict(on),
+                "readable": False,
+            }
         found = {r[0]: r for r in rows}
 
         def one(name: str) -> dict[str, Any]:
@@ -55,6 +70,7 @@ class Controls:
             "promotions_paused": pause["active"],
             "freeze": freeze,
             "pause": pause,
+            "readable": True,
         }
 
     async def set(self, caller: Caller, control: str, active: bool, reason: str) -> dict[str, Any]:

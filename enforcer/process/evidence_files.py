@@ -19,6 +19,7 @@ process are swept when a server next starts. The readable copy
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidArgumentError, NotFoundError
+from ..errors import InvalidArgumentError, NotFoundError, StorageFullError
 from ..names import check_name
 from ..paths import StatePaths
 
@@ -98,12 +99,22 @@ class EvidenceFiles:
         return self.paths.blobs / "staging"
 
     def stage_blob(self, data: bytes) -> StagedBlob:
-        """Write `data` durably under a temporary name; nothing names it until `publish`."""
+        """Write `data` durably under a temporary name; nothing names it until `publish`.
+        Raises StorageFullError when the disk has no room for it (nothing is left behind)."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.blob_path(sha)
         if path.exists():
             return StagedBlob(sha, path, None)
-        return StagedBlob(sha, path, _write_synced(self.staging, data))
+        try:
+            return StagedBlob(sha, path, _write_synced(self.staging, data))
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(
+                    f"no space left on the disk that holds {self.paths.blobs}: nothing was changed",
+                    hint="free space on that disk (or raise the quota), then retry the call",
+                    details={"cause": "storage_full"},
+                ) from e
+            raise
 
     def publish(self, staged: StagedBlob) -> None:
         """Give staged bytes their digest's name, durably; idempotent. Raises when the bytes are

@@ -1,7 +1,8 @@
 """Process metrics and spans, through the OpenTelemetry API only (the server installs the SDK).
 
 Counters are incremented from committed ledger entries, with the same table the projection
-uses (`projection.COUNTERS`), so a counter always equals the number of its ledger entries.
+uses (`projection.COUNTERS`), so a counter always equals what its ledger entries count (one
+each, or the number of identical refusals an entry stands for).
 Attributes stay low-cardinality: phases, codes, severities — never task ids.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from ..ledger.entries import LedgerEntry
-from ..ledger.projection import COUNTERS
+from ..ledger.projection import COUNTERS, refusals_of
 
 __all__ = ["count_committed", "tracer"]
 
@@ -50,4 +51,4 @@ def _attributes(entry: LedgerEntry) -> dict[str, Any]:
 def count_committed(entries: Iterable[LedgerEntry]) -> None:
     for entry in entries:
         for name in COUNTERS.get(entry.type, ()):
-            _COUNTERS[name].add(1, _attributes(entry))
+            _COUNTERS[name].add(refusals_of(entry), _attributes(entry))

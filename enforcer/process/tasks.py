@@ -137,14 +137,13 @@ class Tasks:
         """The status of `task`, served from a small cache while the database is unchanged.
 
         A status is a function of the database and of the time (a lease ends when it expires).
-        SQLite's ``data_version`` changes on the read connection whenever any other connection
-        — this process's writer or another process — commits, so an entry is reused only while
-        the version is the one read *before* the status was, and the time has not passed the
-        lease's expiry (nor gone backwards)."""
+        The store's ``data_version`` changes whenever anything commits — this process, another
+        process, another server — so an entry is reused only while the version is the one read
+        *before* the status was, and the time has not passed the lease's expiry (nor gone
+        backwards)."""
         store = self.work.store
         moment = self.work.clock.now()
-        row = await store.peek_one("PRAGMA data_version")
-        version = None if row is None else row[0]
+        version = await store.data_version()
         cached = self._status_cache.get(task)
         if cached is not None:
             at, seen, until, report = cached
@@ -187,6 +186,40 @@ class Tasks:
                 "epoch": r[3],
                 "holder": f"{r[4]}/{r[5]}" if r[4] and r[6] and r[6] > now else None,
                 "lease_expires_at": r[6] if r[4] else None,
+            }
+            for r in rows
+        ]
+
+    async def board(self) -> list[dict[str, Any]]:
+        """Every task with what a supervisor's board shows: the phase, the holder and expiry of
+        the current phase's lease, its prompt drift, and the newest ledger entry about it (the
+        last activity), in one read. The newest entry is one step down the ledger's
+        (task, seq) index per task."""
+        now = rfc3339(self.work.clock.now())
+        rows = await self.work.store.peek(
+            lambda tx: tx.all(
+                "SELECT t.task, t.title, t.phase, t.epoch, l.actor, l.instance, l.expires_at,"
+                " a.drift, a.severity, g.seq, g.ts, g.type"
+                " FROM tasks t"
+                " LEFT JOIN leases l ON l.task = t.task AND l.phase = t.phase"
+                " LEFT JOIN attestations a ON a.task = t.task AND a.phase = t.phase"
+                " LEFT JOIN ledger g ON g.seq ="
+                " (SELECT max(seq) FROM ledger WHERE task = t.task)"
+                " ORDER BY t.created_at, t.task"
+            )
+        )
+        return [
+            {
+                "task": r[0],
+                "title": r[1],
+                "phase": r[2],
+                "epoch": r[3],
+                "holder": f"{r[4]}/{r[5]}" if r[4] and r[6] and r[6] > now else None,
+                "lease_expires_at": r[6] if r[4] else None,
+                "drift": str(r[8] or "WARN") if r[7] else None,
+                "last_seq": r[9],
+                "last_activity": r[10],
+                "last_type": r[11],
             }
             for r in rows
         ]

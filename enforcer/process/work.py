@@ -3,7 +3,8 @@
 A mutating call is a plain function of `(Tx, Ops)`. `Work.transact` runs it whole in one write
 transaction — lease check, rule checks, ledger appends and projection updates commit together —
 so a refused call changes nothing; when the refusal itself must be on record (`Refused`), its
-entries are appended in a second transaction after the first has rolled back.
+entries are appended in a second transaction after the first has rolled back (through
+`Refusals`, which coalesces one caller's identical repetitions).
 
     work = Work(store, ledger, clock, config)
     status = await work.transact(caller, lambda tx, ops: ...)
@@ -11,13 +12,14 @@ entries are appended in a second transaction after the first has rolled back.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..clock import Clock, rfc3339
 from ..config import Config
-from ..errors import ForbiddenError, InvalidArgumentError, NotFoundError
+from ..errors import ForbiddenError, InvalidArgumentError, NotFoundError, WritesRefusedError
 from ..ledger.log import Ledger
 from ..ledger.ops import Ops, Refused
 from ..model import Caller, TaskView, check_task_id, lease_token_var, ledger_seq_var
@@ -25,6 +27,7 @@ from ..phases import Phase
 from ..store import Store, Tx
 from .control_rows import require_unfrozen
 from .instruments import count_committed
+from .refusals import Refusals
 
 __all__ = [
     "MAX_REASON",
@@ -37,6 +40,8 @@ __all__ = [
     "task_view",
     "text_arg",
 ]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_TITLE = 200
@@ -110,6 +115,8 @@ class Work:
         self.ledger = ledger
         self.clock = clock
         self.config = config
+        # Refusal records go through here: one caller's identical repetitions are coalesced.
+        self.refusals = Refusals(store, ledger, clock, config.ledger.refusal_window_s)
 
     async def transact(
         self, caller: Caller, fn: Callable[[Tx, Ops], T], *, through_freeze: bool = False
@@ -120,6 +127,7 @@ class Work:
         commits before this write begins refuses it whoever called. `through_freeze` is for the
         few writes a freeze must not stop: changing the controls themselves, and the records of
         refusals (the audit trail of what was refused while frozen)."""
+        await self.ledger.writable()  # a ledger that does not extend what was signed: no writes
         ops = Ops(ts=rfc3339(self.clock.now()), caller=caller)
 
         def unit(tx: Tx) -> T:
@@ -130,15 +138,21 @@ class Work:
         try:
             result = await self.store.write(unit)
         except Refused as refused:
-            records = refused.records
-            if records:
-                rec = Ops(ts=ops.ts, caller=caller)
-                await self.store.write(lambda tx: [rec.emit(tx, r) for r in records])
-                self._committed(rec)
+            await self.refusals.record(caller, refused.records)
             raise refused.error from None
         self._committed(ops)
-        await self.ledger.maybe_checkpoint()
+        await self._checkpoint()
         return result
+
+    async def _checkpoint(self) -> None:
+        """Sign a checkpoint if one is due. The call has committed: a failure to sign is logged
+        (and, for a ledger fault, refuses later writes), never reported as this call's."""
+        try:
+            await self.ledger.maybe_checkpoint()
+        except WritesRefusedError:
+            pass  # the ledger logged it; every later write is refused with it
+        except OSError as e:
+            logger.error("could not write a checkpoint (the next commit tries again): %s", e)
 
     def _committed(self, ops: Ops) -> None:
         if ops.lease_token is not None:

@@ -11,6 +11,7 @@ the projection — costs one commit, usually inline on the event loop's connecti
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sqlite3
@@ -21,17 +22,19 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from ..errors import PhasegateError, StoreError
-from .migrations import MIGRATIONS, migrate
+from ..errors import PhasegateError, StorageFullError, StoreError
+from .migrations import MIGRATIONS, MigrationLike, migrate
 from .protocol import Row, Tx
 from .sqlite_tx import (
     Durability,
     SqliteTx,
+    WriterLock,
     _commit_batch,
     _configure,
     _is_busy,
     _run_and_commit,
     open_readonly,
+    store_error,
 )
 
 __all__ = ["Durability", "SqliteStore", "SqliteTx", "open_readonly"]
@@ -40,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+_DAMAGED = (
+    "check that the file is a phasegate database you may read and write; if it is damaged,"
+    " restore the state directory from a backup (`phasegate verify` says what is wrong)"
+)
 
 # SQLite checkpoints after 1,000 WAL pages by default; a write adds 4-10 pages, so this is about
 # that. At every hundred commits, the write that waits behind a checkpoint showed in the p99.
@@ -75,8 +83,12 @@ class SqliteStore:
         reader: sqlite3.Connection,
         path: Path,
         durability: Durability,
+        lock: WriterLock,
     ) -> None:
         self._conn = conn
+        # Writers of every process on this file take it from BEGIN IMMEDIATE to COMMIT, so
+        # they queue in the kernel, woken at once, instead of in SQLite's sleeping busy handler.
+        self._lock = lock
         self._writer = writer
         # Point lookups run on this second, read-only connection, inline on the event loop's
         # thread: in WAL mode a reader never waits for the writer, and a few indexed reads
@@ -108,14 +120,14 @@ class SqliteStore:
         *,
         durability: Durability = "FULL",
         busy_timeout_ms: int = 10_000,
-        migrations: Sequence[str] | None = None,
+        migrations: Sequence[MigrationLike] | None = None,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at `path`."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open the database {path}: {e}") from e
+            raise StoreError(f"cannot open the database {path}: {e}", hint=_DAMAGED) from e
         opened: list[sqlite3.Connection] = []
         try:
             await conn._execute(  # type: ignore[no-untyped-call]
@@ -142,9 +154,9 @@ class SqliteStore:
             for c in opened:
                 c.close()
             if isinstance(e, sqlite3.Error):
-                raise StoreError(f"cannot prepare the database {path}: {e}") from e
+                raise StoreError(f"cannot open the database {path}: {e}", hint=_DAMAGED) from e
             raise
-        return cls(conn, writer, reader, path, durability)
+        return cls(conn, writer, reader, path, durability, WriterLock(_lock_path(path)))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite runs `fn(conn, ...)` on its own thread: the whole unit of work is one hop.
@@ -157,23 +169,24 @@ class SqliteStore:
         except PhasegateError:
             raise
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` in one write transaction and return its result once the commit is durable."""
         if self._failed is not None:
             raise self._refuse_after_failed_sync()
-        if not self._pending and self._drainer is None and self._checkpointing is None:
+        if (
+            not self._pending
+            and self._drainer is None
+            and self._checkpointing is None
+            and self._lock.try_acquire()  # no other process is writing: go inline
+        ):
             try:
-                self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                if not _is_busy(e):
-                    raise StoreError(f"database error: {e}") from e
-            else:
-                try:
-                    ((ok, value),) = _run_and_commit(self._writer, [fn])
-                except sqlite3.Error as e:
-                    raise StoreError(f"database error: {e}") from e
+                outcome = self._inline(fn)
+            finally:
+                self._lock.release()  # before the sync: the next writer's commit overlaps it
+            if outcome is not None:
+                ok, value = outcome
                 if not ok:
                     raise value
                 self.commits += 1
@@ -182,6 +195,21 @@ class SqliteStore:
                 self._maybe_checkpoint()
                 return cast(T, value)
         return await self._enqueue(fn)
+
+    def _inline(self, fn: Callable[[Tx], Any]) -> tuple[bool, Any] | None:
+        """Run `fn` on the loop's connection: (ok, result or error), or None when SQLite's lock
+        is taken anyway (a writer that does not take ours): then it queues."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                return None
+            raise store_error(e) from e
+        try:
+            ((ok, value),) = _run_and_commit(self._writer, [fn])
+        except sqlite3.Error as e:
+            raise store_error(e) from e
+        return ok, value
 
     async def _enqueue(self, fn: Callable[[Tx], T]) -> T:
         """Group commit on the thread: writes that arrive while a batch is committing share the
@@ -200,7 +228,7 @@ class SqliteStore:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    outcomes = await self._run(_commit_batch, [fn for fn, _ in batch])
+                    outcomes = await self._run(_commit_batch, [fn for fn, _ in batch], self._lock)
                     self.commits += 1
                     self._synced = self._committed  # the thread's COMMIT synced the WAL
                 except BaseException as e:  # the batch never committed: every unit fails
@@ -290,6 +318,13 @@ class SqliteStore:
                 raise self._refuse_after_failed_sync() from e
 
     def _refuse_after_failed_sync(self) -> StoreError:
+        if getattr(self._failed, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFullError(
+                f"the disk filled up while syncing the database (fdatasync: {self._failed});"
+                " recent commits may be lost, so this server takes no more writes",
+                hint="free space on that disk, then restart the server and run `phasegate verify`",
+                details={"cause": "storage_full"},
+            )
         return StoreError(
             f"the database could not be made durable (fdatasync failed: {self._failed}); recent"
             " commits may be lost, so this server takes no more writes: check the disk, then"
@@ -324,15 +359,27 @@ class SqliteStore:
             finally:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
 
     async def peek_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         await self._settled()
         try:
             row = self._reader.execute(sql, params).fetchone()
         except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
+            raise store_error(e) from e
         return None if row is None else tuple(row)
+
+    async def data_version(self) -> object:
+        """SQLite's ``data_version`` on the read connection: it changes whenever another
+        connection — this process's writer, or another process — commits."""
+        row = await self.peek_one("PRAGMA data_version")
+        return None if row is None else row[0]
+
+    async def locked(self, name: str, fn: Callable[[Tx], T]) -> T:
+        """A read snapshot. SQLite serves one machine, and its processes sign checkpoints each
+        on their own, as they always have: a signature is deterministic and a checkpoint file
+        is written atomically, so two processes signing one size write the same bytes."""
+        return await self.read(fn)
 
     async def close(self) -> None:
         try:
@@ -348,6 +395,12 @@ class SqliteStore:
             self._reader.close()
             self._writer.close()
             await self._conn.close()
+            self._lock.close()
+
+
+def _lock_path(db: Path) -> Path:
+    """The writer lock beside the database (SQLite's own files are -wal and -shm)."""
+    return db.with_name(db.name + "-writer")
 
 
 def _others_runnable(loop: asyncio.AbstractEventLoop) -> bool:

@@ -1,9 +1,9 @@
 """The `phasegate` command: the server entry point and the supervisor's commands.
 
-Options that every command takes (--state-dir, --config, --json, --actor) may stand before the
-command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable input (no state
-in that directory, a bad argument, an unreadable file). No input prints a traceback: errors are
-one line (and a hint), or the JSON error body with --json.
+Options that every command takes (--state-dir, --config, --json, --actor, --store) may stand
+before the command or after it. Exit codes: 0 done, 1 refused or a failed check, 2 unusable
+input (no state in that directory, a bad argument, an unreadable file). No input prints a
+traceback: errors are one line (and a hint), or the JSON error body with --json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from pathlib import Path
 from enforcer.errors import InvalidArgumentError, NotFoundError, PhasegateError, StoreError
 from enforcer.paths import default_state_dir
 
-from . import control_cmds, ledger_cmds, serve_cmds, task_cmds
+from . import (
+    control_cmds,
+    export_cmds,
+    ledger_cmds,
+    module_cmds,
+    policy_cmds,
+    serve_cmds,
+    task_cmds,
+    ui_cmds,
+)
 from .common import EXIT_FAULT, EXIT_OK, EXIT_UNREADABLE, Handler, print_error
 
 __all__ = ["EXIT_FAULT", "EXIT_OK", "EXIT_UNREADABLE", "build_parser", "main"]
@@ -37,6 +46,14 @@ _COMMON = (
     ("--config", {"type": Path, "help": "phasegate.toml to use"}),
     ("--json", {"action": "store_true", "help": "machine-readable output"}),
     ("--actor", {"help": "who you are (default: $USER)"}),
+    (
+        "--store",
+        {
+            "metavar": "URL",
+            "help": "PostgreSQL URL shared by several servers (default: [store] url, else SQLite"
+            " in the state directory)",
+        },
+    ),
 )
 
 
@@ -61,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_cmds.register(sub, common)
     task_cmds.register(sub, common)
     control_cmds.register(sub, common)
+    export_cmds.register(sub, common)
+    module_cmds.register(sub, common)
+    policy_cmds.register(sub, common)
+    ui_cmds.register(sub, common)
     return parser
 
 
@@ -72,14 +93,39 @@ def _cli_hint(error: PhasegateError) -> str:
     return _CLI_HINTS.get(error.code, "")
 
 
+def _unwrapped(handler: Handler, args: argparse.Namespace) -> int:
+    """Run `handler`; an exception group (the server's task groups wrap what its lifespan
+    raises, such as an unreadable database) is replaced by its first leaf, so the one useful
+    line is what the user sees."""
+    try:
+        return handler(args)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        if leaf is group or not isinstance(leaf, Exception):
+            raise
+        raise leaf from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Everything after the first "--" is an argv for the command itself (module add's
+    # validator); argparse's subparsers do not pass it through, so it is split off here.
+    words = list(sys.argv[1:] if argv is None else argv)
+    trailing: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, trailing = words[:cut], words[cut + 1 :]
+    args = parser.parse_args(words)
+    if trailing and not getattr(args, "takes_argv", False):
+        parser.error(f"unrecognized arguments: -- {' '.join(trailing)}")
+    args.argv = trailing
     if args.state_dir is None:
         args.state_dir = default_state_dir()
     handler: Handler = args.handler
     try:
-        return handler(args)
+        return _unwrapped(handler, args)
     except PhasegateError as e:
         body = e.to_body()
         body["error"]["hint"] = _cli_hint(e)

@@ -11,12 +11,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from enforcer.config import Config, load_config
+from enforcer.config import Config, config_path, load_config
 from enforcer.errors import InvalidArgumentError, LedgerFaultError, NotFoundError, StoreError
 from enforcer.model import Caller
 from enforcer.paths import StatePaths
@@ -32,7 +33,9 @@ __all__ = [
     "emit",
     "require_state",
     "short",
+    "store_url",
     "supervisor",
+    "terminal_safe",
     "with_enforcer",
 ]
 
@@ -50,6 +53,19 @@ class UsageError(InvalidArgumentError):
 def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     """Print `payload` as JSON with --json, else the human `text`."""
     print(json.dumps(payload, indent=2, sort_keys=True) if args.json else text)
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that can reorder what a terminal shows.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_LINES = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str, *, keep_lines: bool = False) -> str:
+    """Agent-written text as a terminal may show it: every control character (escape sequences
+    that move the cursor, retitle the window or hide text) and bidi override made visible as
+    its escape. `keep_lines` keeps newlines and tabs (for artifact contents)."""
+    pattern = _UNSAFE if keep_lines else _UNSAFE_LINES
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def short(digest: str | None, n: int = 12) -> str:
@@ -73,10 +89,19 @@ def cli_config(args: argparse.Namespace) -> Config:
     )
 
 
-def require_state(state_dir: Path) -> None:
+def store_url(args: argparse.Namespace) -> str | None:
+    """--store, else ``[store] url`` of the configuration, else None (SQLite)."""
+    if getattr(args, "store", None):
+        return str(args.store)
+    return cli_config(args).store.url
+
+
+def require_state(state_dir: Path, url: str | None = None) -> None:
     """Refuse a directory that holds no phasegate state: a mistyped --state-dir must never
-    create a fresh, empty state and report success on it."""
-    if not StatePaths(state_dir).db.is_file():
+    create a fresh, empty state and report success on it. Over PostgreSQL (`url`) the state
+    directory still holds the keys, checkpoints and evidence every server shares."""
+    paths = StatePaths(state_dir)
+    if not (paths.keys.is_dir() if url is not None else paths.db.is_file()):
         raise NotFoundError(
             f"no phasegate state in {state_dir}",
             hint="pass the --state-dir of a server's state (phasegate serve or phasegate demo"
@@ -92,20 +117,28 @@ def with_enforcer(
     from enforcer.runtime import open_runtime
     from enforcer.service import Enforcer
 
-    require_state(args.state_dir)
     config = cli_config(args)
+    url = store_url(args)
+    require_state(args.state_dir, url)
 
     async def run() -> Any:
-        async with open_runtime(args.state_dir, config=config, checkpoint_on_close=write) as rt:
+        async with open_runtime(
+            args.state_dir,
+            config=config,
+            checkpoint_on_close=write,
+            store_url=url,
+            config_file=config_path(args.config, args.state_dir),
+        ) as rt:
             return await fn(Enforcer(rt))
 
     return asyncio.run(run())
 
 
-def checked(args: argparse.Namespace, check: Callable[[Path], Any]) -> tuple[Any, int]:
-    """Run a verifier: (its report, EXIT_OK), or (None, the exit code) after printing the fault."""
+def checked(args: argparse.Namespace, check: Callable[[Path, str | None], Any]) -> tuple[Any, int]:
+    """Run a verifier over the state directory and its store: (its report, EXIT_OK), or (None,
+    the exit code) after printing the fault."""
     try:
-        return check(args.state_dir), EXIT_OK
+        return check(args.state_dir, store_url(args)), EXIT_OK
     except LedgerFaultError as e:
         emit(
             args,

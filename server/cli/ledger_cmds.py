@@ -6,7 +6,17 @@ import argparse
 import json
 from typing import Any
 
-from .common import EXIT_FAULT, EXIT_OK, UsageError, checked, emit, require_state, short
+from .common import (
+    EXIT_FAULT,
+    EXIT_OK,
+    UsageError,
+    checked,
+    emit,
+    require_state,
+    short,
+    store_url,
+    terminal_safe,
+)
 from .common import with_enforcer as _with_enforcer
 
 __all__ = ["register"]
@@ -43,7 +53,7 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 def _subject(subject: dict[str, Any]) -> str:
     """The task first (what a supervisor scans for), then the rest by name."""
     keys = sorted(subject, key=lambda k: (k != "task", k))
-    return " ".join(f"{k}={subject[k]}" for k in keys)
+    return terminal_safe(" ".join(f"{k}={subject[k]}" for k in keys))
 
 
 def _ledger_tail(args: argparse.Namespace) -> int:
@@ -83,7 +93,7 @@ def _ledger_checkpoint(args: argparse.Namespace) -> int:
 def _verify_all(args: argparse.Namespace) -> int:
     from enforcer.integrity import check_integrity
 
-    require_state(args.state_dir)
+    require_state(args.state_dir, store_url(args))
     report, code = checked(args, check_integrity)
     if report is None:
         return code
@@ -93,7 +103,9 @@ def _verify_all(args: argparse.Namespace) -> int:
         d,
         f"OK ledger {d['entries']} entries, {d['checkpoints']} checkpoints;"
         f" {d['blobs_checked']} evidence blobs, {d['evidence_files_checked']} evidence files;"
-        f" projection ({d['projection_rows']} rows) equals a replay of the ledger",
+        f" projection ({d['projection_rows']} rows) equals a replay of the ledger;"
+        f" {d['module_versions_checked']} module versions (signatures, manifests,"
+        f" {d['module_blobs_checked']} blobs), {d['installed_trees_checked']} installed trees",
     )
     return EXIT_OK
 

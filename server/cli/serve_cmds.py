@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import Any
 
+from enforcer.config import config_path
 from enforcer.paths import StatePaths
 
 from .common import (
@@ -45,9 +46,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREADABLE
-    server = build_server(
-        ServeOptions(state_dir=args.state_dir, config=config, actor=args.actor, http=http)
+    server_options = ServeOptions(
+        state_dir=args.state_dir,
+        config=config,
+        config_path=config_path(args.config, args.state_dir),
+        actor=args.actor,
+        http=http,
+        store_url=args.store or config.store.url,
     )
+    server = build_server(server_options)
     telemetry = _telemetry(args, config, server.version)
     # SIGTERM ends the server like Ctrl-C: the lifespan closes (final checkpoint) and
     # telemetry is flushed.
@@ -59,8 +66,11 @@ def _serve(args: argparse.Namespace) -> int:
             run_stdio(server)
         else:
             from ..http import run_http
+            from ..web import web_app
 
-            run_http(server, config, http[0], http[1])
+            options = server_options
+            page = web_app(lambda: options.running[0].enforcer if options.running else None)
+            run_http(server, config, http[0], http[1], web=page)
     except KeyboardInterrupt:
         pass
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 from enforcer.model import check_task_id
 
-from .common import EXIT_OK, UsageError, emit, short, supervisor, with_enforcer
+from .common import EXIT_OK, UsageError, emit, short, supervisor, terminal_safe, with_enforcer
 
 __all__ = ["register"]
 
@@ -38,7 +38,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print_task(result: dict[str, Any]) -> None:
-    print(f"{result['task']}  {result['phase']}  epoch {result['epoch']}  {result['title']}"[:80])
+    title = terminal_safe(result["title"])
+    print(f"{result['task']}  {result['phase']}  epoch {result['epoch']}  {title}"[:80])
     lease = result["lease"] or {}
     if lease.get("active"):
         print(
@@ -50,7 +51,7 @@ def _print_task(result: dict[str, Any]) -> None:
     gate = "passes" if result["gate"]["passed"] else "blocked"
     print(f"  gate {gate}; drift: {result['drift'] or 'none'}")
     for hint in result["hints"]:
-        print(f"  - {hint}"[:80])
+        print(f"  - {terminal_safe(hint)}"[:80])
 
 
 def _print_board(result: dict[str, Any]) -> None:
@@ -59,7 +60,7 @@ def _print_board(result: dict[str, Any]) -> None:
     for t in result["tasks"]:
         holder = (t["holder"] or "-")[:20]
         line = f"{t['task'][:24]:<24} {t['phase']:<10} e{t['epoch']:<3} {holder:<20}"
-        print(f"{line} {t['title']}"[:80].rstrip())
+        print(f"{line} {terminal_safe(t['title'])}"[:80].rstrip())
     if result["counters"]:
         counters = ", ".join(f"{k}={v}" for k, v in sorted(result["counters"].items()))
         print(_wrap("counters: " + counters))
@@ -92,7 +93,7 @@ def _evidence_show(args: argparse.Namespace) -> int:
         body = {"record": rec.as_dict(), "content": data.decode("utf-8", "replace")}
         print(json.dumps(body, indent=2))
     else:
-        sys.stdout.write(data.decode("utf-8", "replace"))
+        sys.stdout.write(terminal_safe(data.decode("utf-8", "replace"), keep_lines=True))
     return EXIT_OK
 
 

@@ -31,6 +31,16 @@ def copy_of(state: Path, tmp_path: Path) -> Path:
     return target
 
 
+def an_evidence_blob(state: Path) -> Path:
+    """The blob of one recorded artifact (the store holds module blobs too)."""
+    conn = sqlite3.connect(state / "phasegate.db")
+    try:
+        (sha,) = conn.execute("SELECT sha256 FROM evidence ORDER BY seq LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return state / "blobs" / "sha256" / sha[:2] / sha
+
+
 def test_a_demo_state_passes_the_whole_integrity_check(demo_state: Path) -> None:
     report = check_integrity(demo_state)
     assert report.ledger.entries > 20
@@ -39,7 +49,7 @@ def test_a_demo_state_passes_the_whole_integrity_check(demo_state: Path) -> None
 
 def test_an_altered_evidence_blob_is_an_evidence_fault(demo_state: Path, tmp_path: Path) -> None:
     state = copy_of(demo_state, tmp_path)
-    blob = next(p for p in (state / "blobs" / "sha256").rglob("*") if p.is_file())
+    blob = an_evidence_blob(state)
     blob.write_bytes(blob.read_bytes() + b"x")
     with pytest.raises(LedgerFaultError) as caught:
         check_integrity(state)
@@ -75,7 +85,7 @@ def test_the_integrity_script_exits_0_then_1_after_tampering(
     state = copy_of(demo_state, tmp_path)
     script = [sys.executable, str(ROOT / "scripts" / "integrity.py"), "--state-dir", str(state)]
     assert subprocess.run(script, capture_output=True, cwd=ROOT).returncode == 0
-    next(p for p in (state / "blobs" / "sha256").rglob("*") if p.is_file()).write_bytes(b"forged")
+    an_evidence_blob(state).write_bytes(b"forged")
     done = subprocess.run(script, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1
     assert "evidence" in done.stdout

@@ -50,6 +50,21 @@ CONTRACT = {
     "ledger_tail": ["limit?", "task?"],
     "ledger_verify": [],
     "controls_status": [],
+    "module_list": [],
+    "module_versions": ["module"],
+    "draft_create": ["task", "module", "from_version?"],
+    "draft_write": ["draft", "path", "content"],
+    "draft_delete_file": ["draft", "path"],
+    "draft_apply_patch": ["draft", "patch"],
+    "draft_rebase": ["draft"],
+    "draft_diff": ["draft"],
+    "draft_show": ["draft", "path?"],
+    "draft_validate": ["draft"],
+    "draft_discard": ["draft", "reason"],
+    "policy_check": ["draft"],
+    "draft_promote": ["draft"],
+    "module_install": ["task", "module", "version"],
+    "module_rollback": ["task", "module", "reason", "to_version?"],
 }
 
 
@@ -116,7 +131,9 @@ async def test_the_tools_list_a_client_receives_stays_within_20_kb(
 ) -> None:
     async with memory_client(state_dir, config) as c:
         listed = await c.list_tools()
-    received = listed.model_dump_json(by_alias=True).encode()
+    # What the client received, as JSON: without the nulls its own model adds for every field
+    # the server did not send (title, icons, execution, _meta... ≈ 80 bytes a tool).
+    received = listed.model_dump_json(by_alias=True, exclude_none=True).encode()
     assert len(received) <= TOOLS_LIST_BUDGET, f"tools/list is {len(received)} bytes"
 
 
@@ -149,7 +166,13 @@ async def test_read_only_tools_carry_read_only_hint_and_the_rest_do_not(
         "ledger_tail",
         "ledger_verify",
         "controls_status",
+        "module_list",
+        "module_versions",
+        "draft_diff",
+        "draft_show",
+        "policy_check",
     }
+    destructive = {"phase_backtrack", "draft_discard", "module_rollback"}
     for spec in TOOLS:
         hints = tools[spec.name].annotations
         assert hints is not None, spec.name
@@ -158,7 +181,7 @@ async def test_read_only_tools_carry_read_only_hint_and_the_rest_do_not(
         if spec.read_only:
             assert hints.destructive_hint is None and hints.idempotent_hint is True
         else:
-            assert hints.destructive_hint is (spec.name == "phase_backtrack"), spec.name
+            assert hints.destructive_hint is (spec.name in destructive), spec.name
     assert tools["lease_release"].annotations.idempotent_hint is True  # type: ignore[union-attr]
     assert tools["evidence_put"].annotations.idempotent_hint is False  # type: ignore[union-attr]
 

@@ -96,8 +96,9 @@ def test_demo_json_prints_one_json_object_per_step_and_writes_telemetry(tmp_path
     state = tmp_path / "state"
     done = cli("demo", "--state-dir", str(state), "--json")
     steps = [json.loads(line) for line in done.stdout.splitlines()]
-    assert steps[0]["step"] == "started" and steps[-1]["step"] == "done"
-    assert {"refused", "recorded", "verified", "advanced"} <= {s["step"] for s in steps}
+    names = [s["step"] for s in steps]  # with governed modules the demo registers one first
+    assert names[-1] == "done" and names.index("started") < len(names) - 1
+    assert {"refused", "recorded", "verified", "advanced"} <= set(names)
     summary = json.loads(cli("telemetry", "summary", "--state-dir", str(state), "--json").stdout)
     assert summary["transitions"] >= 9, summary
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from module_kit import FIRST_DRAFT, MODULE, draft_for, register
 from server_kit import (
     ARTIFACTS,
     INSTANCE,
@@ -69,7 +70,19 @@ def valid_arguments(spec: ToolSpec, task: str, phase: Phase) -> dict[str, Any]:
         "ledger_tail": {"limit": 5, "task": task},
         "ledger_verify": {},
         "controls_status": {},
+        # The governed-module tools, on the module and draft `seeded` made for the task.
+        "module_list": {},
+        "module_versions": {"module": MODULE},
+        "draft_create": {"task": task, "module": MODULE},
+        "draft_write": {"draft": FIRST_DRAFT, "path": "probe.md", "content": "# probe\n"},
+        "draft_delete_file": {"draft": FIRST_DRAFT, "path": "no-such.md"},
+        "draft_apply_patch": {"draft": FIRST_DRAFT, "patch": "not a diff"},
+        "draft_discard": {"draft": FIRST_DRAFT, "reason": "probe"},
+        "module_install": {"task": task, "module": MODULE, "version": 1},
+        "module_rollback": {"task": task, "module": MODULE, "reason": "probe"},
     }
+    if spec.name not in by_tool and "draft" in spec.args.model_fields:
+        by_tool[spec.name] = {"draft": FIRST_DRAFT}
     arguments = by_tool.get(spec.name, {"task": task})
     spec.args.model_validate(arguments)  # the probe itself must be valid
     return arguments
@@ -91,8 +104,10 @@ async def test_every_tool_is_allowed_or_out_of_phase_in_every_phase_exactly_as_t
     table = tool_table(overrides)
     assert list(table) == [t.name for t in TOOLS]
     refused: set[tuple[str, Phase]] = set()
+    await register(state_dir, state_dir.parent, config)
     async with memory_client(state_dir, config) as c:
         ok(await c.call_tool("task_start", {"title": "table", "task": "R1"}))
+        assert await draft_for(state_dir, "R1") == FIRST_DRAFT  # draft tools take R1's phase
         for phase in ORDER:
             expected_now = [t.name for t in table.values() if phase in t.phases]
             for spec in table.values():
@@ -190,8 +205,10 @@ async def test_a_call_naming_no_task_may_only_use_read_only_tools(
             result = await c.call_tool(spec.name, arguments)
             if result.is_error:
                 error = refusal(result, "INVALID_ARGUMENT")
-                problem = error["details"]["problems"][0]
-                assert (problem["argument"], problem["problem"]) == ("task", "missing")
+                missing = {
+                    p["argument"] for p in error["details"]["problems"] if p["problem"] == "missing"
+                }
+                assert missing & {"task", "draft", "module"}, (spec.name, missing)
             else:
                 usable.add(spec.name)
         # task_start names no existing task: it is the one mutating call that creates one.
@@ -201,12 +218,15 @@ async def test_a_call_naming_no_task_may_only_use_read_only_tools(
             "ledger_tail",
             "ledger_verify",
             "controls_status",
+            "module_list",
         }
         assert usable - {"task_start"} <= {t.name for t in TOOLS if t.read_only}
-        # Every other mutating tool requires a task in its schema.
+        # Every other mutating tool requires a task in its schema, or a draft (whose task the
+        # router reads).
         for spec in TOOLS:
             if not spec.read_only and not spec.creates_task:
-                assert "task" in spec.args.model_json_schema()["required"], spec.name
+                required = set(spec.args.model_json_schema()["required"])
+                assert {"task", "draft"} & required, spec.name
     assert ledger_types(state_dir).count("task.started") == 1
 
 

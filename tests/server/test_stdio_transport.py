@@ -2,7 +2,7 @@
 
 A small MCP server runs as a subprocess through `run_stdio`; these tests speak raw JSON-RPC
 lines to it, so they see exactly what is on the wire: stray output and a child process's output
-miss the protocol, a line past the limit is dropped without ending the session, a request split
+miss the protocol, a line past the limit is refused without ending the session, a request split
 across writes is read whole, an answer larger than the pipe is delivered whole to a slow reader
 even when stdin ends meanwhile, socket pairs work (Node gives its children those), the
 descriptors are given back when serving ends, a terminal is served but never made
@@ -200,13 +200,16 @@ async def test_stray_and_child_output_miss_the_wire_and_the_descriptors_come_bac
     assert b"serving on the event loop's pipes" in err
 
 
-async def test_a_line_past_the_limit_is_dropped_and_the_session_goes_on(tmp_path: Path) -> None:
+async def test_a_line_past_the_limit_is_refused_for_its_id_and_the_session_goes_on(
+    tmp_path: Path,
+) -> None:
     huge = line(call(2, "x" * 20_000))
     requests = [line(INITIALIZE), line(INITIALIZED), huge, line(call(3, "after"))]
-    by_id, _, err = await converse(tmp_path, 4096, requests, {1, 3})
-    assert 2 not in by_id  # dropped, as the SDK drops a line it cannot parse
+    by_id, _, err = await converse(tmp_path, 4096, requests, {1, 2, 3})
+    assert by_id[2]["error"]["code"] == -32600  # not read: only its first bytes, for the id
+    assert "4096" in by_id[2]["error"]["message"]
     assert text_of(by_id[3]) == "AFTER"
-    assert b"dropped a stdin line longer than 4096 bytes" in err
+    assert b"refused a stdin line longer than 4096 bytes" in err
 
 
 async def test_a_request_split_across_writes_is_read_whole(tmp_path: Path) -> None:

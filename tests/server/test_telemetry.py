@@ -33,6 +33,7 @@ from typing import Any, cast
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, RequestParamsMeta
+from module_kit import every_module_tool, register
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -524,6 +525,7 @@ async def test_an_unwritable_telemetry_directory_is_reported_once_and_every_tool
     state = state_with(tmp_path, toml_text(sample_project, "\n" + FAST_METRICS))
     blocker = state / "telemetry"
     blocker.write_text("a regular file where the telemetry directory should be\n")
+    await register(state, tmp_path)
     task = "RO-1"
     async with serving(state) as agent:
         listed = {t.name for t in (await agent.session.list_tools()).tools}
@@ -546,6 +548,7 @@ async def test_an_unwritable_telemetry_directory_is_reported_once_and_every_tool
         assert result["passed"] is True, result
         back = {"task": task, "to": "IMPLEMENT", "reason": "one more test"}
         assert ok(await agent.call_tool("phase_backtrack", back))["phase"] == "IMPLEMENT"
+        await every_module_tool(agent, task, advance_to)  # IMPLEMENT to MONITOR
         ok(await agent.call_tool("ledger_tail", {"task": task}))
         assert ok(await agent.call_tool("ledger_verify", {}))["ok"] is True
         ok(await agent.call_tool("controls_status", {}))

@@ -79,3 +79,28 @@ async def test_every_refusal_has_no_structured_content_and_every_success_fits_it
     assert contract.refused == names
     lifecycle = {n for n in names if n.startswith(("draft_", "module_", "policy_"))}
     assert contract.succeeded == names - lifecycle, sorted(names - lifecycle - contract.succeeded)
+
+
+async def test_every_module_tool_success_fits_its_advertised_output_schema(
+    state_dir: Path, config: Config, tmp_path: Path
+) -> None:
+    """The governed-module tools too: each called once successfully, each result checked."""
+    from module_kit import every_module_tool, register
+
+    await register(state_dir, tmp_path, config)
+    async with memory_client(state_dir, config) as client:
+        tools = (await client.list_tools()).tools
+        contract = Contract({t.name: t.output_schema or {} for t in tools})
+
+        class Checked:
+            async def call_tool(self, name: str, args: dict[str, Any]) -> Any:
+                result = await client.call_tool(name, args)
+                contract.check(name, result)
+                return result
+
+        checked = Checked()
+        await checked.call_tool("task_start", {"title": "modules", "task": "M1"})
+        await advance_to(checked, "M1", Phase.IMPLEMENT)
+        await every_module_tool(checked, "M1", advance_to)
+    lifecycle = {t.name for t in tools if t.name.startswith(("draft_", "module_", "policy_"))}
+    assert lifecycle <= contract.succeeded, sorted(lifecycle - contract.succeeded)

@@ -18,7 +18,7 @@ from ledger_kit import GENESIS, children, config, leaf_hex, rows, tampering, wor
 
 from enforcer.clock import ManualClock
 from enforcer.config import Config, LedgerConfig
-from enforcer.errors import InvalidArgumentError, LedgerFaultError
+from enforcer.errors import InvalidArgumentError, WritesRefusedError
 from enforcer.ledger import checkpoint, merkle
 from enforcer.ledger.checkpoint import Checkpoint
 from enforcer.ledger.entries import GENESIS_PREV, MAX_ENTRY_BYTES
@@ -109,9 +109,9 @@ async def test_checkpoint_refuses_to_sign_a_broken_chain(tmp_path: Path) -> None
             await append(rt, data={"i": i})
         with tampering(tmp_path) as conn:
             conn.execute("UPDATE ledger SET prev = ? WHERE seq = 2", (GENESIS,))
-        with pytest.raises(LedgerFaultError) as caught:
+        with pytest.raises(WritesRefusedError) as caught:
             await rt.ledger.checkpoint()
-        assert (caught.value.kind, caught.value.seq) == ("link", 2)
+        assert caught.value.details == {"cause": "ledger", "fault": "link", "seq": 2}
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 

@@ -374,3 +374,14 @@ def _reference_root(leaves: Sequence[bytes]) -> bytes:
 def test_root_equals_the_recursive_definition_of_rfc6962(leaves: list[bytes]) -> None:
     hashes = [merkle.leaf_hash(x) for x in leaves]
     assert merkle.root(hashes) == _reference_root(hashes)
+
+
+@given(st.integers(min_value=1, max_value=70), st.data())
+def test_the_prover_gives_every_leaf_the_audit_path_of_rfc_6962(
+    n: int, data: st.DataObject
+) -> None:
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    prover = merkle.Prover(leaves)
+    index = data.draw(st.integers(min_value=0, max_value=n - 1))
+    assert prover.proof(index) == merkle.inclusion_proof(leaves, index)
+    merkle.verify_inclusion(leaves[index], index, n, prover.proof(index), merkle.root(leaves))

@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from phasegate_testkit import ALICE, BOB, INVALID, ROOT, VALID
 
 from enforcer.clock import ManualClock, rfc3339
-from enforcer.config import Config, GateConfig, LeaseConfig
+from enforcer.config import Config, GateConfig, LeaseConfig, LedgerConfig
 from enforcer.errors import PhasegateError
 from enforcer.ledger.entries import LedgerEntry
 from enforcer.ledger.verify import verify_state
@@ -45,8 +45,11 @@ TTL = 60
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ERROR_PHASES = {Phase.VERIFY, Phase.REVIEW, Phase.MONITOR}
 # VERIFY's gate is an ordinary artifact here, so the machine can reach DONE without test runs.
+# Every refusal is its own entry (no coalescing window): the machine models entries per step;
+# coalescing has its own tests (test_refusals.py).
 CONFIG = Config(
     leases=LeaseConfig(ttl_s=TTL),
+    ledger=LedgerConfig(refusal_window_s=0),
     gates={"VERIFY": GateConfig(artifacts=["verify_notes.md"], require_server_results=False)},
 )
 REQUIRED: dict[Phase, str] = {p: name for p, (name, _) in VALID.items()}
