@@ -79,37 +79,43 @@ _RACE = (
     "::test_sixteen_processes_racing_for_one_lease_get_exactly_one_winner"
 )
 TARGETS: tuple[Target, ...] = (
-    # the ledger verifier and checkpoints
+    # Strict targets first: they must end with no surviving non-equivalent mutant.
+    # evidence names and module paths (path validation)
     Target(
-        "enforcer/ledger/verify.py",
-        ("tests/enforcer/ledger/test_verify_mutants.py", "tests/enforcer/ledger/test_verify.py"),
+        "enforcer/names.py",
+        (
+            "tests/enforcer/test_names_mutants.py",
+            "tests/enforcer/test_names.py",
+            "tests/enforcer/modules/test_manifest.py",
+        ),
+        sets=CI,
     ),
+    # the install guard
+    Target("enforcer/modules/guard.py", ("tests/enforcer/modules/test_guard.py",)),
+    Target("enforcer/modules/attestation.py", ("tests/enforcer/modules/test_guard.py",)),
+    # the ledger verifier and checkpoints
     Target(
         "enforcer/ledger/checkpoint.py",
         (
-            "tests/enforcer/ledger/test_checkpoint.py",
             "tests/enforcer/ledger/test_checkpoint_mutants.py",
+            "tests/enforcer/ledger/test_checkpoint.py",
             "tests/enforcer/ledger/test_verify.py",
         ),
     ),
     Target(
-        "enforcer/ledger/log.py",
-        (
-            "tests/enforcer/ledger/test_ledger.py",
-            "tests/enforcer/ledger/test_log_mutants.py",
-            "tests/enforcer/ledger/test_checkpoint.py",
-        ),
+        "enforcer/ledger/verify.py",
+        ("tests/enforcer/ledger/test_verify_mutants.py", "tests/enforcer/ledger/test_verify.py"),
     ),
     # leases and fencing
-    Target(
-        "enforcer/process/leases.py",
-        ("tests/enforcer/process/test_leases_mutants.py", "tests/enforcer/process/test_leases.py"),
-        deselect=(_RACE,),
-    ),
     Target(
         "enforcer/process/leasing.py",
         ("tests/enforcer/process/test_leases_mutants.py", "tests/enforcer/process/test_leases.py"),
         sets=CI,
+        deselect=(_RACE,),
+    ),
+    Target(
+        "enforcer/process/leases.py",
+        ("tests/enforcer/process/test_leases_mutants.py", "tests/enforcer/process/test_leases.py"),
         deselect=(_RACE,),
     ),
     # the router's role, phase, freeze and argument checks; the freeze inside every write
@@ -150,11 +156,13 @@ TARGETS: tuple[Target, ...] = (
         why_scope="task ids and the role order; the rest are plain records",
         sets=CI,
     ),
-    # evidence names and path validation
     Target(
-        "enforcer/names.py",
-        ("tests/enforcer/test_names_mutants.py", "tests/enforcer/test_names.py"),
-        sets=CI,
+        "enforcer/ledger/log.py",
+        (
+            "tests/enforcer/ledger/test_log_mutants.py",
+            "tests/enforcer/ledger/test_ledger.py",
+            "tests/enforcer/ledger/test_checkpoint.py",
+        ),
     ),
     # the gates
     Target(
@@ -167,15 +175,19 @@ TARGETS: tuple[Target, ...] = (
         ("tests/enforcer/process/test_gates.py", "tests/enforcer/process/test_gates_mutants.py"),
         strict=False,
     ),
-    # the second half, as it lands (pending while the module is not on this branch)
-    Target("enforcer/modules/guard.py", ("tests/enforcer/modules/test_guard.py",)),
-    Target("enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",)),
-    Target("enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",)),
+    # the sandbox, approvals and policy: reported, not yet strict
+    Target(
+        "enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",), strict=False
+    ),
+    Target(
+        "enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",), strict=False
+    ),
     Target(
         "enforcer/policy/engine.py",
         ("tests/enforcer/policy/test_path_rules.py", "tests/enforcer/policy/test_dry_run.py"),
+        strict=False,
     ),
-    Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",)),
+    Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",), strict=False),
 )
 
 
