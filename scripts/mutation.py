@@ -85,6 +85,7 @@ TARGETS: tuple[Target, ...] = (
         "enforcer/names.py",
         (
             "tests/enforcer/test_names_mutants.py",
+            "tests/enforcer/test_paths_mutants.py",
             "tests/enforcer/test_names.py",
             "tests/enforcer/modules/test_manifest.py",
         ),
@@ -531,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures[f.target.module] = f
             state = "pending" if f.pending else f"{f.mutants} mutants, {len(f.survived)} survived"
             print(f"   {f.target.module}: {state} ({f.seconds:.0f}s)", flush=True)
+            for s in f.survived:  # at once, so work on them can start before the run ends
+                print(f"     {s['at']}: {s['line']}  =>  {s['mutant']}", flush=True)
     return report([figures[t.module] for t in targets])
 
 
