@@ -17,8 +17,8 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -79,6 +79,13 @@ class Swarm:
         self.codes["ok"] += 1
         return result["structuredContent"]
 
+    def going(self, deadline: float) -> bool:
+        """Until the deadline — and past it, up to a hard cap, while no write has been
+        acknowledged yet: on a loaded host the first writes may take longer than the run, and
+        a run that acknowledged none would check nothing."""
+        now = time.monotonic()
+        return now < deadline or (not self.acked and now < deadline + _GRACE_S)
+
     async def agent(self, i: int, deadline: float) -> None:
         headers = {
             "Authorization": f"Bearer {TOKEN}",
@@ -90,14 +97,13 @@ class Swarm:
             init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": info}
             await self.rpc(headers, "initialize", init)
             n = 0
-            while time.monotonic() < deadline or (n == 0 and i < self.committed):
+            while self.going(deadline):
                 task = f"S-{i}-{n}"
                 n += 1
                 if await self.call(headers, "task_start", {"title": "swarm", "task": task}) is None:
                     continue
                 for phase, (name, content) in ARTIFACTS.items():
-                    owed = n == 1 and i < self.committed and phase == "STRATEGIZE"
-                    if time.monotonic() >= deadline and not owed:
+                    if not self.going(deadline):
                         return
                     args = {"task": task, "name": name, "content": content}
                     rec = await self.call(headers, "evidence_put", args)
@@ -115,10 +121,8 @@ class Swarm:
         await self.http.aclose()
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_GRACE_S = 150.0
+_LISTENING = re.compile(rb"phasegate: listening on (http://\S+/mcp)")
 
 
 def _missing(db: Path, acked: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
@@ -145,22 +149,19 @@ def run_swarm(agents: int, seconds: float, workdir: Path) -> dict[str, Any]:
         f'[actors.swarm]\nrole = "operator"\ntoken_sha256 = "{digest}"\n'
         "[leases]\nttl_s = 600\n[telemetry]\nenabled = false\n"
     )
-    port = _port()
     log = (workdir / "server.log").open("wb")
-    argv = [sys.executable, "-m", "server.cli", "serve", "--http", "--port", str(port)]
+    # Port 0: the server binds a free port and prints the URL once it listens.
+    argv = [sys.executable, "-m", "server.cli", "serve", "--http", "--port", "0"]
     proc = subprocess.Popen([*argv, "--state-dir", str(state)], cwd=REPO, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        deadline = time.monotonic() + 60
+        while not (found := _LISTENING.search((workdir / "server.log").read_bytes())):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(
                     "the server did not start: " + (workdir / "server.log").read_text()
                 )
             time.sleep(0.05)
-        swarm = Swarm(f"http://127.0.0.1:{port}/mcp", agents)
+        swarm = Swarm(found.group(1).decode(), agents)
         started = time.monotonic()
         asyncio.run(swarm.run(seconds))
         elapsed = time.monotonic() - started

@@ -67,40 +67,57 @@ class Target:
     scope: tuple[str, ...] = ()  # only these functions are mutated (empty: the whole module)
     why_scope: str = ""
     sets: frozenset[str] = field(default_factory=lambda: frozenset({"all"}))
+    # Tests left out of the selection (pytest node ids), each slow and repeating a faster one.
+    deselect: tuple[str, ...] = ()
 
 
 CI = frozenset({"all", "ci"})
+# 16 processes racing for one lease: 20 s a run, where the 16 in-process acquirers of the test
+# beside it check the same rule in a third of a second.
+_RACE = (
+    "tests/enforcer/process/test_leases.py"
+    "::test_sixteen_processes_racing_for_one_lease_get_exactly_one_winner"
+)
 TARGETS: tuple[Target, ...] = (
-    # the ledger verifier and checkpoints
+    # Strict targets first: they must end with no surviving non-equivalent mutant.
+    # evidence names and module paths (path validation)
     Target(
-        "enforcer/ledger/verify.py",
-        ("tests/enforcer/ledger/test_verify_mutants.py", "tests/enforcer/ledger/test_verify.py"),
+        "enforcer/names.py",
+        (
+            "tests/enforcer/test_names_mutants.py",
+            "tests/enforcer/test_paths_mutants.py",
+            "tests/enforcer/test_names.py",
+            "tests/enforcer/modules/test_manifest.py",
+        ),
+        sets=CI,
     ),
+    # the install guard
+    Target("enforcer/modules/guard.py", ("tests/enforcer/modules/test_guard.py",)),
+    Target("enforcer/modules/attestation.py", ("tests/enforcer/modules/test_guard.py",)),
+    # the ledger verifier and checkpoints
     Target(
         "enforcer/ledger/checkpoint.py",
         (
-            "tests/enforcer/ledger/test_checkpoint.py",
             "tests/enforcer/ledger/test_checkpoint_mutants.py",
+            "tests/enforcer/ledger/test_checkpoint.py",
             "tests/enforcer/ledger/test_verify.py",
         ),
     ),
     Target(
-        "enforcer/ledger/log.py",
-        (
-            "tests/enforcer/ledger/test_ledger.py",
-            "tests/enforcer/ledger/test_log_mutants.py",
-            "tests/enforcer/ledger/test_checkpoint.py",
-        ),
+        "enforcer/ledger/verify.py",
+        ("tests/enforcer/ledger/test_verify_mutants.py", "tests/enforcer/ledger/test_verify.py"),
     ),
     # leases and fencing
     Target(
-        "enforcer/process/leases.py",
-        ("tests/enforcer/process/test_leases.py", "tests/enforcer/process/test_leases_mutants.py"),
+        "enforcer/process/leasing.py",
+        ("tests/enforcer/process/test_leases_mutants.py", "tests/enforcer/process/test_leases.py"),
+        sets=CI,
+        deselect=(_RACE,),
     ),
     Target(
-        "enforcer/process/leasing.py",
-        ("tests/enforcer/process/test_leases.py", "tests/enforcer/process/test_leases_mutants.py"),
-        sets=CI,
+        "enforcer/process/leases.py",
+        ("tests/enforcer/process/test_leases_mutants.py", "tests/enforcer/process/test_leases.py"),
+        deselect=(_RACE,),
     ),
     # the router's role, phase, freeze and argument checks; the freeze inside every write
     Target(
@@ -109,7 +126,13 @@ TARGETS: tuple[Target, ...] = (
             "tests/server/test_router_fail_closed.py",
             "tests/server/test_router.py",
             "tests/server/test_router_mutants.py",
-            "tests/server/test_wire_errors.py",
+            "tests/server/test_journal.py",
+        ),
+        # The same rules over a real stdio server (test_wire_errors.py) take 85 s a run: the
+        # in-memory client reaches the same router.
+        deselect=(
+            "tests/server/test_journal.py"
+            "::test_two_server_processes_journal_the_same_task_side_by_side",
         ),
         scope=("call", "_facts", "allowed_now", "_validation_error", "__init__"),
         why_scope="the checks; telemetry, the result cache and the metric buckets are not rules",
@@ -134,11 +157,13 @@ TARGETS: tuple[Target, ...] = (
         why_scope="task ids and the role order; the rest are plain records",
         sets=CI,
     ),
-    # evidence names and path validation
     Target(
-        "enforcer/names.py",
-        ("tests/enforcer/test_names_mutants.py", "tests/enforcer/test_names.py"),
-        sets=CI,
+        "enforcer/ledger/log.py",
+        (
+            "tests/enforcer/ledger/test_log_mutants.py",
+            "tests/enforcer/ledger/test_ledger.py",
+            "tests/enforcer/ledger/test_checkpoint.py",
+        ),
     ),
     # the gates
     Target(
@@ -151,15 +176,19 @@ TARGETS: tuple[Target, ...] = (
         ("tests/enforcer/process/test_gates.py", "tests/enforcer/process/test_gates_mutants.py"),
         strict=False,
     ),
-    # the second half, as it lands (pending while the module is not on this branch)
-    Target("enforcer/modules/guard.py", ("tests/enforcer/modules/test_guard.py",)),
-    Target("enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",)),
-    Target("enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",)),
+    # the sandbox, approvals and policy: reported, not yet strict
+    Target(
+        "enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",), strict=False
+    ),
+    Target(
+        "enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",), strict=False
+    ),
     Target(
         "enforcer/policy/engine.py",
         ("tests/enforcer/policy/test_path_rules.py", "tests/enforcer/policy/test_dry_run.py"),
+        strict=False,
     ),
-    Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",)),
+    Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",), strict=False),
 )
 
 
@@ -235,12 +264,13 @@ def _scratch_copy(dest: Path) -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest)], check=False)
 
 
-def _test_command(tests: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+def _test_command(tests: Sequence[str], deselect: Sequence[str] = ()) -> list[str]:
+    skip = [arg for node in deselect for arg in ("--deselect", node)]
+    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *skip, *tests]
 
 
 def _config(target: Target, tests: Sequence[str], timeout: float) -> str:
-    command = shlex.join(_test_command(tests))
+    command = shlex.join(_test_command(tests, target.deselect))
     return (
         "[cosmic-ray]\n"
         f"module-path = {target.module!r}\n"
@@ -327,7 +357,8 @@ def run_target(target: Target, equivalents: list[dict[str, str]], keep: bool) ->
         tree = work / "tree"
         _scratch_copy(tree)
         baseline = time.monotonic()
-        done = subprocess.run(_test_command(tests), cwd=tree, capture_output=True, text=True)
+        command = _test_command(tests, target.deselect)
+        done = subprocess.run(command, cwd=tree, capture_output=True, text=True)
         took = time.monotonic() - baseline
         if done.returncode != 0:
             fig.error = "the unmutated tests fail:\n" + done.stdout[-3000:]
@@ -501,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures[f.target.module] = f
             state = "pending" if f.pending else f"{f.mutants} mutants, {len(f.survived)} survived"
             print(f"   {f.target.module}: {state} ({f.seconds:.0f}s)", flush=True)
+            for s in f.survived:  # at once, so work on them can start before the run ends
+                print(f"     {s['at']}: {s['line']}  =>  {s['mutant']}", flush=True)
     return report([figures[t.module] for t in targets])
 
 

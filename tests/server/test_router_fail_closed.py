@@ -64,7 +64,7 @@ async def test_unreadable_controls_refuse_a_mutating_call_as_frozen_and_write_no
         _rename(db, "controls", "controls_unreadable")
 
         error = refusal(await client.call_tool(tool, arguments), "FROZEN")
-        assert error["details"] == {"cause": "controls"}  # the router's refusal
+        assert error["details"] == {"cause": "controls"}  # not a freeze someone set
 
         # Read-only calls still work: the freeze (real or assumed) never blocks them.
         assert ok(await client.call_tool("task_status", {"task": "T1"}))["phase"] == "STRATEGIZE"

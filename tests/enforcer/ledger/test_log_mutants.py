@@ -90,11 +90,13 @@ async def test_a_broken_chain_is_never_signed(tmp_path: Path, damage: str) -> No
                 prev = "f" * 64 if damage == "prev-high" else "0" * 64
                 conn.execute("UPDATE ledger SET prev = ? WHERE seq = 3", (prev,))
         before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-        with pytest.raises(WritesRefusedError) as caught:  # never signed; writes refused too
+        with pytest.raises(WritesRefusedError) as caught:
             await rt.ledger.checkpoint()
-        details = caught.value.details
-        assert (details["fault"], details["seq"]) == ("link", 3 if damage != "gap" else 4)
+        seq = 3 if damage != "gap" else 4
+        assert caught.value.details == {"cause": "ledger", "fault": "link", "seq": seq}
         assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+        with pytest.raises(WritesRefusedError):  # and no write goes on
+            await rt.ledger.writable()
 
 
 async def test_a_checkpoint_another_process_already_wrote_counts_as_signed(

@@ -4,15 +4,17 @@ asked, to the second."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from phasegate_testkit import enforcer_at
+from phasegate_testkit import ALICE, BOB, enforcer_at, entries
 
 from enforcer.clock import ManualClock, rfc3339
 from enforcer.config import Config, LeaseConfig
-from enforcer.errors import LeaseHeldError
+from enforcer.errors import InvalidArgumentError, LeaseHeldError, StaleTokenError
 from enforcer.ledger.ops import Ops
 from enforcer.model import Caller
 from enforcer.process.leases import LeaseRow
@@ -61,3 +63,86 @@ async def test_a_lease_extended_for_a_run_lasts_at_least_that_long(
         want = rfc3339(START.replace(second=lasts % 60, minute=lasts // 60))
         assert row.expires_at == want
         assert row.expires_at is not None and row.expires_at > rfc3339(START)
+
+
+def _dead_pid_below_ours() -> int:
+    """A pid smaller than this process's that names no process (pids below ours were used
+    before us; most of them have ended)."""
+    for pid in range(os.getpid() - 1, 300, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    pytest.fail("no free pid below ours")
+
+
+async def test_a_lease_of_a_dead_process_with_a_smaller_pid_is_taken_over(tmp_path: Path) -> None:
+    # pids are not ordered by age in any useful way: a dead holder is gone whatever its pid.
+    gone = Caller("carol", instance="c1", pid=_dead_pid_below_ours(), host=socket.gethostname())
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(gone, "t", "T1")
+        taken = await e.lease_acquire(BOB, "T1")
+        assert taken.holder == "bob/b1"
+        last = (await entries(e, "T1"))[-1]
+        assert last.type == "lease.acquired" and last.data["takeover"] == "holder_gone"
+
+
+@pytest.mark.parametrize("offset", [1, 5, -1])
+async def test_a_token_other_than_the_current_one_is_stale(tmp_path: Path, offset: int) -> None:
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        status = await e.task_start(ALICE, "t", "T1")
+        assert status.lease is not None
+        current = status.lease.fencing_token
+        with pytest.raises(StaleTokenError) as raised:
+            await e.evidence_put(ALICE, "T1", "notes.md", "- x\n", token=current + offset)
+        assert raised.value.details == {"current": current}
+        assert await e.evidence_list("T1") == []
+        await e.evidence_put(ALICE, "T1", "notes.md", "- x\n", token=current)
+
+
+async def test_acquiring_a_released_or_own_expired_lease_is_no_takeover(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, CONFIG, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.lease_release(ALICE, "T1")
+        await e.lease_acquire(BOB, "T1")  # a released lease: free, nobody's to take over
+        assert "takeover" not in (await entries(e, "T1"))[-1].data
+        clock.advance(61)
+        await e.lease_acquire(BOB, "T1")  # bob's own lease, expired: his again, no takeover
+        last = (await entries(e, "T1"))[-1]
+        assert last.type == "lease.acquired" and "takeover" not in last.data
+        clock.advance(61)
+        await e.lease_acquire(ALICE, "T1")  # bob's expired lease taken by alice
+        assert (await entries(e, "T1"))[-1].data["takeover"] == "expired"
+
+
+async def test_a_lease_that_already_lasts_long_enough_is_not_extended(tmp_path: Path) -> None:
+    caller = Caller("alice", instance="i1")
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(caller, "t", "T1")
+        ts = rfc3339(START)
+        before = await entries(e)
+        for lasts in (11, 3600):  # exactly what is asked (10 s + the rounding second), and more
+            until = rfc3339(START + timedelta(seconds=lasts))
+            long = LeaseRow("T1", "STRATEGIZE", "alice", "i1", None, None, "x", 1, until)
+            row = await e.store.write(
+                lambda tx, r=long: e.leases.extend_to(tx, Ops(ts=ts, caller=caller), r, 10.0)
+            )
+            assert row == long  # unchanged, never shortened
+        assert await entries(e) == before  # and nothing was ledgered
+
+
+@pytest.mark.parametrize(("ttl_s", "ok"), [(1, True), (86_400, True), (0, False), (86_401, False)])
+async def test_a_lease_ttl_is_from_1_second_to_a_day(tmp_path: Path, ttl_s: int, ok: bool) -> None:
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.lease_release(ALICE, "T1")  # a held lease is returned as it is: start afresh
+        for call in (e.lease_acquire, e.lease_renew):
+            if ok:
+                view = await call(ALICE, "T1", ttl_s)
+                assert view.expires_at == rfc3339(START + timedelta(seconds=ttl_s))
+            else:
+                with pytest.raises(InvalidArgumentError):
+                    await call(ALICE, "T1", ttl_s)
