@@ -38,6 +38,7 @@ class IntegrityReport:
     blobs_checked: int
     files_checked: int
     projection_rows: int
+    modules: ModulesReport
     stale_copies: int = 0  # readable copies still at an earlier recorded version
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,6 +48,10 @@ class IntegrityReport:
             "evidence_files_checked": self.files_checked,
             "projection_rows": self.projection_rows,
             "stale_evidence_files": self.stale_copies,
+            "modules_checked": self.modules.modules,
+            "module_versions_checked": self.modules.versions,
+            "module_blobs_checked": self.modules.blobs,
+            "installed_trees_checked": self.modules.trees,
         }
 
 
@@ -115,4 +120,4 @@ def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityR
         raise StoreError(f"cannot read the public key in {paths.keys}: {e}") from e
     modules = check_modules(paths, module_rows, verifier)
     rows_total = sum(len(v) for v in current.values())
-    return IntegrityReport(ledger, blobs, files, rows_total, stale)
+    return IntegrityReport(ledger, blobs, files, rows_total, modules, stale)

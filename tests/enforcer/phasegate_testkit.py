@@ -108,7 +108,10 @@ def verify_config(project: Path, timeout_s: float = 120) -> VerifyConfig:
 
 @contextlib.asynccontextmanager
 async def enforcer_at(
-    state_dir: Path, config: Config | None = None, clock: Clock | None = None
+    state_dir: Path,
+    config: Config | None = None,
+    clock: Clock | None = None,
+    store_url: str | None = None,
 ) -> AsyncIterator[Enforcer]:
     """An Enforcer over `state_dir`: SQLite there, or the PostgreSQL database at `store_url`."""
     async with open_runtime(
