@@ -92,8 +92,14 @@ TARGETS: tuple[Target, ...] = (
         sets=CI,
     ),
     # the install guard
-    Target("enforcer/modules/guard.py", ("tests/enforcer/modules/test_guard.py",)),
-    Target("enforcer/modules/attestation.py", ("tests/enforcer/modules/test_guard.py",)),
+    Target(
+        "enforcer/modules/guard.py",
+        ("tests/enforcer/modules/test_guard_mutants.py", "tests/enforcer/modules/test_guard.py"),
+    ),
+    Target(
+        "enforcer/modules/attestation.py",
+        ("tests/enforcer/modules/test_guard_mutants.py", "tests/enforcer/modules/test_guard.py"),
+    ),
     # the ledger verifier and checkpoints
     Target(
         "enforcer/ledger/checkpoint.py",
