@@ -221,6 +221,7 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             with contextlib.suppress(WritesRefusedError):
                 await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
+            await _reconcile_modules(enforcer, options)  # a crash mid-install left a path
             refreshed = await enforcer.refresh_evidence_copies()  # what a killed server left
             if refreshed:
                 logger.info("refreshed %d readable evidence copies", refreshed)
