@@ -135,8 +135,13 @@ class EvidenceBytes:
             mine, self._mine = self._mine, {}
             copies, self._copies = self._copies, []
             if mine or copies:
-                await asyncio.to_thread(self.files.sync, [*mine.values(), *copies])
-                await self._delete(list(mine))
+                try:
+                    await asyncio.to_thread(self.files.sync, [*mine.values(), *copies])
+                    await self._delete(list(mine))
+                except BaseException:
+                    self._mine = {**mine, **self._mine}  # tried again with the next batch
+                    self._copies = [*copies, *self._copies]
+                    raise
             done = len(mine)
             if everything or adopt:
                 done += await self._adopt(everything)
