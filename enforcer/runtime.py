@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clock import Clock, SystemClock
@@ -25,6 +25,7 @@ from .ledger import module_projection, policy_projection, projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
 from .paths import StatePaths
+from .process import evidence_bytes
 from .store import MIGRATIONS as LEDGER_MIGRATIONS
 from .store import MigrationLike, Store, open_store
 
@@ -33,12 +34,14 @@ __all__ = ["MIGRATIONS", "Runtime", "open_runtime"]
 logger = logging.getLogger(__name__)
 
 KEY_NAME = "phasegate"
-# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules, 4 policy.
+# Schema versions in order: 1 the ledger, 2 the projection of it, 3 governed modules, 4 policy,
+# 5 evidence bytes until their files are synced.
 MIGRATIONS: list[MigrationLike] = [
     *LEDGER_MIGRATIONS,
     projection.SCHEMA,
     module_projection.SCHEMA,
     policy_projection.SCHEMA,
+    evidence_bytes.SCHEMA,
 ]
 
 
@@ -54,6 +57,8 @@ class Runtime:
     # The phasegate.toml the configuration came from, which the policy re-reads while serving
     # (None: defaults, or a Config handed in without a file).
     config_file: Path | None = None
+    # Awaited, newest first, before the final checkpoint (the services' background work).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -93,10 +98,16 @@ async def open_runtime(
         paths.checkpoints,
         CheckpointPolicy(cfg.ledger.checkpoint_every, cfg.ledger.checkpoint_interval_s),
     )
+    runtime = Runtime(paths, cfg, ledger.clock, store, signer, ledger, url, config_file)
     try:
-        yield Runtime(paths, cfg, ledger.clock, store, signer, ledger, url, config_file)
+        yield runtime
     finally:
         try:
+            for close in reversed(runtime.closers):
+                try:
+                    await close()
+                except Exception as e:  # what it left is picked up by the next start
+                    logger.error("could not finish background work at close: %s", e)
             if checkpoint_on_close and ledger.refusal is None:
                 with contextlib.suppress(WritesRefusedError):  # logged, and answered to writes
                     await ledger.checkpoint()

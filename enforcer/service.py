@@ -61,6 +61,7 @@ class Enforcer:
         self.tasks = Tasks(work, self.gate, self.leases)
         self.transitions = Transitions(work, self.gate, self.leases, self.attestations, self.tasks)
         self.evidence = Evidence(work, self.files, self.leases)
+        runtime.closers.append(self.evidence.bytes.close)
         self.verify_runs = VerifyRuns(work, self.evidence, self.leases)
         self.leasing = Leasing(work, self.leases)
         self.attesting = Attesting(work, self.leases, self.attestations)
@@ -117,6 +118,9 @@ class Enforcer:
 
     async def refresh_evidence_copies(self) -> int:
         return await self.evidence.refresh_copies()
+
+    async def flush_evidence(self, *, everything: bool = False, adopt: bool = False) -> int:
+        return await self.evidence.bytes.flush(everything=everything, adopt=adopt)
 
     async def verify_run(
         self, caller: Caller, task: str, token: int | None = None

@@ -3,12 +3,14 @@ offline verifier's throughput on a large ledger.
 
     python scripts/bench_ledger.py                   # 5 runs x 2,000 appends; 100,000 to verify
     python scripts/bench_ledger.py --runs 3 --appends 500 --entries 20000
+    python scripts/bench_ledger.py --runs 1 --appends 10 --entries 1000 --bounds 10 100 1000
 
 Appends go through `Ledger.append` (one transaction each) on a fresh state directory per run;
 medians over the runs are reported. The verification ledger is built once with NORMAL
 durability (entries appended in batches with `append_entry`, a signed checkpoint every 1,000
 entries), then `verify_state` — every check: parse, canonical form, leaf hash, link, seq, and the
-signed root at each checkpoint — is timed several times.
+signed root at each checkpoint — is timed several times. Last, what a checkpoint costs for
+each bound on the entries no checkpoint covers (``--bounds``).
 """
 
 from __future__ import annotations
@@ -98,12 +100,49 @@ async def build_ledger(state: Path, entries: int, batch: int = 500) -> float:
     return time.perf_counter() - started
 
 
+async def checkpoint_costs(state: Path, bound: int, rounds: int) -> tuple[float, float, float]:
+    """(p50 wall ms, p50 CPU ms, p50 start-check ms) of signing a checkpoint after `bound` new
+    entries (FULL): what each checkpoint costs the call that triggers it, and the check of a
+    ledger of `bound * rounds` entries against its newest checkpoint that a server makes at
+    start."""
+    clock = SystemClock()
+    wall: list[float] = []
+    cpu: list[float] = []
+    async with open_runtime(state, config=config("FULL")) as rt:
+        for r in range(rounds):
+            ts = rfc3339(clock.now())
+
+            def unit(tx: Tx, first: int = r * bound, ts: str = ts) -> None:
+                for i in range(first, first + bound):
+                    append_entry(tx, ts=ts, **entry_args(i))
+
+            await rt.store.write(unit)
+            w0, c0 = time.perf_counter(), time.process_time()
+            await rt.ledger.checkpoint()
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+    async with open_runtime(state, config=config("FULL"), checkpoint_on_close=False) as rt:
+        w0 = time.perf_counter()
+        await rt.ledger.check()
+        start_check = time.perf_counter() - w0
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3, start_check * 1e3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="append runs per durability")
     parser.add_argument("--appends", type=int, default=2000, help="appends per run")
     parser.add_argument("--entries", type=int, default=100_000, help="entries to verify")
     parser.add_argument("--verify-runs", type=int, default=5, help="timed verifications")
+    parser.add_argument(
+        "--bounds",
+        type=int,
+        nargs="*",
+        default=[10, 100, 250, 1000],
+        help="checkpoint every N entries: what each costs (issue 13: the window no checkpoint"
+        " covers)",
+    )
+    parser.add_argument("--bound-rounds", type=int, default=40, help="checkpoints per bound")
     args = parser.parse_args(argv)
 
     print(
@@ -148,6 +187,22 @@ def main(argv: list[str] | None = None) -> int:
         rate = n / statistics.median(wall)
         verdict = "meets" if rate >= VERIFY_TARGET else "BELOW"
         print(f"target {VERIFY_TARGET:,} entries/s: {verdict} (median wall time)")
+        if args.bounds:
+            print()
+            print(
+                f"checkpoints: one signed after every N new entries (FULL), {args.bound_rounds}"
+                " per bound; what it costs the call that triggers it, per entry, and the"
+                " start-up check of the ledger so built"
+            )
+            print(f"{'N':>6}{'p50 ms':>9}{'cpu ms':>9}{'per entry µs':>14}{'start check ms':>16}")
+            for bound in args.bounds:
+                wall_ms, cpu_ms, check_ms = asyncio.run(
+                    checkpoint_costs(root / f"cp-{bound}", bound, args.bound_rounds)
+                )
+                print(
+                    f"{bound:>6}{wall_ms:>9.3f}{cpu_ms:>9.3f}{wall_ms / bound * 1e3:>14.1f}"
+                    f"{check_ms:>16.1f}"
+                )
         print(f"load average during the run: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -13,14 +13,16 @@ each answer once and checks no schema: what the server costs, without the Python
   output schema, returning task_status's result built once — so ``task_status`` over it is what
   the router (and the status reads) add, and it over ``noop`` is what the larger result costs the
   SDK's server, the pipe and the client (parsing, and the output-schema check of every field);
+- ``evidence_put``: the write an agent makes most, with new content every time (a new blob:
+  its bytes, its record and its ledger entry made durable together);
 - ``phase_advance``: a routed write with its gate (one SQLite transaction, one ledger entry).
-  Each timed advance is prepared untimed: ``evidence_put strategy.md`` before it, and
-  ``phase_backtrack`` to STRATEGIZE after it.
+  Each timed advance follows its ``evidence_put strategy.md``, and is followed by an untimed
+  ``phase_backtrack`` to STRATEGIZE.
 
 Each run reports p50/p99; the summary is the median over runs. Targets (issue #4): the router's
 overhead on a read-only call <= 20 % of a bare round trip (``noop``), read on the two routed reads
-as above, and phase_advance p50 <= 2 ms. ``task_status`` over ``noop`` is printed too, split into
-its result's share and the router's.
+as above, phase_advance p50 <= 2 ms, and (issue 13) evidence_put p50 <= 1.5 ms.
+``task_status`` over ``noop`` is printed too, split into its result's share and the router's.
 
 The server runs on phasegate's stdio transport, as ``phasegate serve`` does; ``--sdk-stdio``
 runs the same server on the SDK's threaded transport instead, for comparison.
@@ -57,6 +59,7 @@ TASK = "BENCH-1"
 MEASURED = ("noop", "controls_status", "task_status", "evidence_put", "phase_advance")
 READ_TARGET_PCT = 20.0
 ADVANCE_TARGET_MS = 2.0
+PUT_TARGET_MS = 1.5
 
 
 # ------------------------------------------------------------------ launcher mode
@@ -130,11 +133,13 @@ async def timed(calls: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
 
 
 async def advances(session: Any, count: int) -> tuple[list[float], list[float]]:
-    """Time evidence_put and phase_advance; the backtrack after them is untimed."""
+    """Time evidence_put (new bytes every time, as an agent writes them) and phase_advance; the
+    backtrack after them is untimed."""
     out, puts = [], []
-    put = {"task": TASK, "name": "strategy.md", "content": STRATEGY}
     back = {"task": TASK, "to": "STRATEGIZE", "reason": "benchmark loop"}
-    for _ in range(count):
+    for i in range(count):
+        content = f"{STRATEGY}\nRevision {i} of {time.time_ns()}.\n"  # a new blob each time
+        put = {"task": TASK, "name": "strategy.md", "content": content}
         started = time.perf_counter()
         await check(session.call_tool("evidence_put", put))
         puts.append(time.perf_counter() - started)
@@ -369,7 +374,13 @@ async def client(args: argparse.Namespace) -> int:
         f"phase_advance p50 {advance50:.3f} ms  target <= {ADVANCE_TARGET_MS} ms:"
         f" {'met' if advance_ok else 'MISSED'}"
     )
-    return 0 if read_ok and advance_ok else 1
+    put50 = medians["evidence_put"][0]
+    put_ok = put50 <= PUT_TARGET_MS
+    print(
+        f"evidence_put p50 {put50:.3f} ms  target <= {PUT_TARGET_MS} ms:"
+        f" {'met' if put_ok else 'MISSED'}"
+    )
+    return 0 if read_ok and advance_ok and put_ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 kill: one agent streams evidence_put calls (each with new content) to a stdio server; at a
 random moment the server is SIGKILLed and started again on the same state, `--kills` times.
 Every call that was answered must be in the ledger afterwards (the answer's seq holds an
-`evidence.recorded` entry for that name and sha256, and its blob is there), and `phasegate
-verify` must pass after every restart. A call cut off by the kill may or may not have
+`evidence.recorded` entry for that name and sha256, and its bytes are there: in their blob
+file, or still held in the database for the next start to write out), and `phasegate verify`
+must pass after every kill. A call cut off by the kill may or may not have
 committed: nothing is asserted about it, it was never acknowledged.
 
 contend: `--agents` servers (one process each, one state directory) fight over one task for
@@ -132,6 +133,15 @@ def ledger(state: Path) -> list[dict[str, Any]]:
     return [json.loads(raw) | {"seq": seq} for seq, raw in rows]
 
 
+def held_bytes(state: Path) -> set[str]:
+    """Digests whose bytes the database holds until their files are synced."""
+    conn = sqlite3.connect(f"file:{state / 'phasegate.db'}?mode=ro", uri=True)
+    try:
+        return {str(r[0]) for r in conn.execute("SELECT sha256 FROM evidence_bytes")}
+    finally:
+        conn.close()
+
+
 # ------------------------------------------------------------------ kill
 
 
@@ -169,6 +179,7 @@ async def kill_probe(kills: int, window_s: float, state: Path, seed: int) -> boo
             if not ok:
                 failures.append(f"verify after kill {round_ + 1}: {text}")
     entries = {e["seq"]: e for e in ledger(state)}
+    held = held_bytes(state)  # recorded, its file not written yet: the next start writes it
     lost = [
         a
         for a in acknowledged
@@ -176,7 +187,9 @@ async def kill_probe(kills: int, window_s: float, state: Path, seed: int) -> boo
         or e["type"] != "evidence.recorded"
         or e["data"]["name"] != a["name"]
         or e["data"]["sha256"] != a["sha"]
-        or not (state / "blobs" / "sha256" / a["sha"][:2] / a["sha"]).is_file()
+        or not (
+            (state / "blobs" / "sha256" / a["sha"][:2] / a["sha"]).is_file() or a["sha"] in held
+        )
     ]
     print(
         f"kill probe: {kills} SIGKILLs, {len(acknowledged)} acknowledged calls, {len(lost)} lost;"

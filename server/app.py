@@ -222,7 +222,9 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
                 await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
             await _reconcile_modules(enforcer, options)  # a crash mid-install left a path
-            refreshed = await enforcer.refresh_evidence_copies()  # what a killed server left
+            # What a server stopped mid-way left: bytes not yet in their files, stale copies.
+            await enforcer.flush_evidence(everything=True)
+            refreshed = await enforcer.refresh_evidence_copies()
             if refreshed:
                 logger.info("refreshed %d readable evidence copies", refreshed)
             journal = Journal(rt.paths.evidence)
@@ -292,6 +294,7 @@ async def _checkpoint_ticker(enforcer: Enforcer) -> None:
         await asyncio.sleep(interval)
         try:
             await enforcer.flush_refusals()
+            await enforcer.flush_evidence(adopt=True)  # bytes whose writer went away
             await enforcer.ledger.maybe_checkpoint()
         except WritesRefusedError:
             return  # logged once by the ledger; nothing will be signed again

@@ -38,7 +38,7 @@ CASES = {
             "controls_status over noop",
             "task_status over noop (p50):",
             "client validation of task_status",
-            "evidence_put",
+            "evidence_put p50",
             "phase_advance p50",
         ],
     ),

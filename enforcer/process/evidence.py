@@ -2,8 +2,9 @@
 
 Each artifact's bytes are content-addressed in `blobs/` and its record (sha256, size, epoch,
 producer, subject digest, content-check result) is ledgered as `evidence.recorded` in the same
-transaction that checks the task, its phase and the caller's lease. A readable copy is written
-to ``evidence/<TASK>/<PHASE>/<name>`` afterwards.
+transaction that checks the task, its phase and the caller's lease — and that holds the bytes
+of a new blob until its file is synced (evidence_bytes.py). The blob file and a readable copy
+``evidence/<TASK>/<PHASE>/<name>`` are written once it commits.
 
     rec = await evidence.put(caller, "T1", "strategy.md", "# Problem\n...\n# Objectives\n...")
     rec.valid, rec.problems
@@ -12,6 +13,7 @@ to ``evidence/<TASK>/<PHASE>/<name>`` afterwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,7 @@ from ..model import Caller, EvidenceRecord, check_task_id
 from ..names import check_name
 from ..phases import Phase
 from ..store import Tx
+from .evidence_bytes import EvidenceBytes
 from .evidence_files import EvidenceFiles
 from .gates import check_artifact
 from .leases import Leases
@@ -33,6 +36,9 @@ __all__ = ["MAX_EVIDENCE_BYTES", "Evidence"]
 logger = logging.getLogger(__name__)
 
 MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
+# Copies of artifacts recorded this long before the newest one are checked whole at a start:
+# well past the background sync's batch delay (evidence_bytes.FLUSH_AFTER_S).
+RECENT_S = 10.0
 
 
 class Evidence:
@@ -40,6 +46,7 @@ class Evidence:
         self.work = work
         self.files = files
         self.leases = leases
+        self.bytes = EvidenceBytes(work.store, files, work.clock)
 
     async def put(
         self, caller: Caller, task: str, name: str, content: str, token: int | None = None
@@ -74,34 +81,33 @@ class Evidence:
         `expect` = (phase, epoch) the task must still be at: a long-running producer
         (verify_run) never files results into a phase the task has since left.
         """
-        # Bytes first, then records: staged now, published by the recording unit once its checks
-        # pass. The unit discards them itself when it refuses, so a call cancelled while its unit
-        # waits for a group commit (the unit still runs later) never strands them.
-        staged = [self.files.stage_blob(data) for _, data, _ in items]
+        # The bytes of a blob not on disk yet are held in the recording transaction itself
+        # (evidence_bytes.py): one sync makes the record and its bytes durable, and a refused
+        # write, or one whose caller went away, leaves nothing to clean up.
+        shas = [hashlib.sha256(data).hexdigest() for _, data, _ in items]
+        on_disk = [self.files.has_blob(sha) for sha in shas]
+        owned: list[tuple[str, bytes]] = []
 
         def run(tx: Tx, ops: Ops) -> list[EvidenceRecord]:
-            try:
-                view = task_row(tx, task)
-                if view.phase is Phase.DONE:
-                    raise OutOfPhaseError(f"{task} is DONE; it takes no more evidence")
-                if expect is not None and (view.phase.value, view.epoch) != expect:
-                    raise ConflictError(
-                        f"{task} moved to {view.phase.value} (epoch {view.epoch}) while this ran",
-                        hint="the result is discarded; run it again in the current phase",
-                    )
-                lease_token = self.leases.guard(tx, ops, task, view.phase.value, token)
-                for blob in staged:
-                    self.files.publish(blob)
-            except BaseException:
-                for blob in staged:
-                    self.files.discard(blob)
-                raise
+            owned.clear()  # a unit may run again (a group commit that failed as a whole)
+            view = task_row(tx, task)
+            if view.phase is Phase.DONE:
+                raise OutOfPhaseError(f"{task} is DONE; it takes no more evidence")
+            if expect is not None and (view.phase.value, view.epoch) != expect:
+                raise ConflictError(
+                    f"{task} moved to {view.phase.value} (epoch {view.epoch}) while this ran",
+                    hint="the result is discarded; run it again in the current phase",
+                )
+            lease_token = self.leases.guard(tx, ops, task, view.phase.value, token)
+            for sha, (_, data, _), there in zip(shas, items, on_disk, strict=True):
+                if not there and self.bytes.hold(tx, sha, data, ops.ts):
+                    owned.append((sha, data))
             target = (phase or view.phase).value
             out = []
-            for (name, data, problems), blob in zip(items, staged, strict=True):
+            for (name, data, problems), sha in zip(items, shas, strict=True):
                 fields: dict[str, Any] = {
                     "name": name,
-                    "sha256": blob.sha256,
+                    "sha256": sha,
                     "size": len(data),
                     "epoch": view.epoch,
                     "producer": producer,
@@ -124,23 +130,16 @@ class Evidence:
                 out.append(rec)
             return out
 
-        try:
-            recs = await self.work.transact(caller, run)
-        except asyncio.CancelledError:
-            raise  # the unit may still run from the group-commit queue: it cleans up then
-        except BaseException:
-            for blob in staged:  # the unit never ran, or has cleaned up already
-                self.files.discard(blob)
-            raise
-        for rec, (name, data, _) in zip(recs, items, strict=True):
-            # The record is committed and its blob written: the readable copy is derived from
-            # them, so failing to write it must not turn a recorded artifact into an error.
-            try:
-                self.files.materialise(task, rec.phase, name, data)
-            except OSError as e:
-                logger.error(
-                    "recorded %s %s %s but could not copy it out: %s", task, rec.phase, name, e
-                )
+        recs = await self.work.transact(caller, run)
+        # Committed, with its bytes: the files are written now and synced in the background; a
+        # failure to write them is logged, never this call's error (the bytes are in their row).
+        self.bytes.copy_out(
+            owned,
+            [
+                (task, rec.phase, name, data)
+                for rec, (name, data, _) in zip(recs, items, strict=True)
+            ],
+        )
         return recs
 
     async def refresh_copies(self) -> int:
@@ -154,7 +153,10 @@ class Evidence:
             (str(r[0]), str(r[1]), str(r[2]), str(r[3]), datetime.fromisoformat(r[4]).timestamp())
             for r in rows
         ]
-        return await asyncio.to_thread(self.files.refresh, records)
+        # Copies written in the last moments before a stop may not have been synced yet: a
+        # power loss can leave them cut short, however new their time. Those are checked whole.
+        newest = max((r[4] for r in records), default=0.0)
+        return await asyncio.to_thread(self.files.refresh, records, newest - RECENT_S)
 
     async def list_for(self, task: str, phase: str | None = None) -> list[EvidenceRecord]:
         check_task_id(task)
@@ -182,4 +184,10 @@ class Evidence:
             raise NotFoundError(
                 f"no evidence {name} in {task} {ph}", hint="evidence_list shows what is recorded"
             )
-        return rec, self.files.read_blob(rec.sha256)
+        try:
+            return rec, self.files.read_blob(rec.sha256)
+        except NotFoundError:
+            held = await self.bytes.read(rec.sha256)  # recorded, its file not written yet
+            if held is None:
+                raise
+            return rec, held

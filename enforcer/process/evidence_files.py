@@ -1,19 +1,21 @@
 """Evidence artifacts on disk: plain names, content-addressed blobs, atomic named copies.
 
-Every version of every artifact is kept as an immutable blob ``state/blobs/sha256/<aa>/<hex>``.
-Its bytes are first written and synced under a temporary name in ``state/blobs/staging/``; the
-transaction that records them renames them to their digest (and syncs the directory) once its
-checks have passed, so a recorded hash always has its bytes, and a write refused by its checks
-leaves none. The recording unit itself cleans up after a refusal, so a write whose caller went
-away (a cancelled call queued for a group commit) still ends tidy. A blob is never deleted, so two
-writers of the same bytes cannot pull them from under each other. Staged files left by a killed
-process are swept when a server next starts. The readable copy
-``state/evidence/<TASK>/<PHASE>/<name>`` is replaced atomically after the record commits.
+Every version of every artifact is kept as an immutable blob ``state/blobs/sha256/<aa>/<hex>``,
+and its latest version as the readable copy ``state/evidence/<TASK>/<PHASE>/<name>``. Both are
+written after the record that names them commits: the bytes of a new blob are made durable by
+that commit itself (process/evidence_bytes.py keeps them in the database until their file is
+synced). Files are written under a temporary name in ``state/blobs/staging/`` (or beside the
+copy) and renamed into place, so a name never shows half a file; `sync` makes them durable
+later, in the background. A blob is never deleted, so two writers of the same bytes cannot pull
+them from under each other. Temporary files left by a killed process are swept when a server
+next starts.
 
     files = EvidenceFiles(StatePaths(Path("state")))
-    staged = files.stage_blob(b"# Problem ...")
-    ...  # in the transaction, after its checks: publish(staged), then record staged.sha256;
-    ...  # on a refusal: discard(staged)
+    files.write_blob(sha, data)                 # after the commit; synced later by files.sync
+    files.write_copy("T1", "SPEC", "spec.md", data)
+
+Module blobs keep the older discipline (`stage_blob`, then `publish` inside the transaction, or
+`discard`): their bytes are on disk, synced, before the transaction that names them commits.
 """
 
 from __future__ import annotations
@@ -32,18 +34,20 @@ from ..errors import InvalidArgumentError, NotFoundError, StorageFullError
 from ..names import check_name
 from ..paths import StatePaths
 
-__all__ = ["EvidenceFiles", "StagedBlob"]
+__all__ = ["EvidenceFiles", "StagedBlob", "storage_full"]
 
 
-def _write_synced(directory: Path, data: bytes) -> Path:
-    """`data` in a new temporary file in `directory`, on disk; the caller renames or removes it."""
+def _write_temp(directory: Path, data: bytes, *, sync: bool) -> Path:
+    """`data` in a new temporary file in `directory` (on disk with `sync`); the caller renames
+    or removes it."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -64,14 +68,35 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = _write_synced(path.parent, data)
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def storage_full(error: OSError, where: Path) -> StorageFullError | None:
+    """The StorageFullError for an OSError that says the disk or quota is full, else None."""
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    full = StorageFullError(
+        f"no space left on the disk that holds {where}: nothing was changed",
+        hint="free space on that disk (or raise the quota), then retry the call",
+        details={"cause": "storage_full"},
+    )
+    full.__cause__ = error
+    return full
 
 
 @dataclass(slots=True)
@@ -98,6 +123,8 @@ class EvidenceFiles:
     def staging(self) -> Path:
         return self.paths.blobs / "staging"
 
+    # Staging, for writes whose bytes must be on disk before their transaction commits (module
+    # blobs): stage now, publish in the transaction once its checks pass, or discard.
     def stage_blob(self, data: bytes) -> StagedBlob:
         """Write `data` durably under a temporary name; nothing names it until `publish`.
         Raises StorageFullError when the disk has no room for it (nothing is left behind)."""
@@ -106,15 +133,9 @@ class EvidenceFiles:
         if path.exists():
             return StagedBlob(sha, path, None)
         try:
-            return StagedBlob(sha, path, _write_synced(self.staging, data))
+            return StagedBlob(sha, path, _write_temp(self.staging, data, sync=True))
         except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFullError(
-                    f"no space left on the disk that holds {self.paths.blobs}: nothing was changed",
-                    hint="free space on that disk (or raise the quota), then retry the call",
-                    details={"cause": "storage_full"},
-                ) from e
-            raise
+            raise (storage_full(e, self.paths.blobs) or e) from e
 
     def publish(self, staged: StagedBlob) -> None:
         """Give staged bytes their digest's name, durably; idempotent. Raises when the bytes are
@@ -139,6 +160,34 @@ class EvidenceFiles:
                 os.unlink(staged.tmp)
             staged.tmp = None
 
+    def write_blob(self, sha256: str, data: bytes, *, sync: bool = False) -> Path:
+        """Put `data` under its digest's name (replacing whatever is there: a file cut short by
+        a crash is made whole again). With `sync`, durably, its directory included."""
+        path = self.blob_path(sha256)
+        _replace(_write_temp(self.staging, data, sync=sync), path)
+        if sync:
+            _sync_dir(path.parent)
+        return path
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether the blob's file is there. A blob store that cannot be used (a path in it is
+        no directory, no permission) raises: better refuse the write than keep its bytes in the
+        database with nowhere to put them."""
+        try:
+            os.stat(self.blob_path(sha256))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def sync(self, paths: list[Path]) -> None:
+        """Make files written without `sync` durable, and the renames that named them."""
+        for directory in {p.parent for p in paths}:
+            for path in paths:
+                if path.parent == directory:
+                    with contextlib.suppress(FileNotFoundError):
+                        _sync_file(path)
+            _sync_dir(directory)
+
     def sweep_staging(self, older_than_s: float = 3600.0) -> int:
         """Remove staged files older than `older_than_s` (left by a killed process); a younger
         one may belong to a write in progress in another process. Returns how many went."""
@@ -158,6 +207,8 @@ class EvidenceFiles:
         return removed
 
     def read_blob(self, sha256: str) -> bytes:
+        """The blob's bytes; NotFoundError when its file is missing or not those bytes (then
+        they may still be held in the database: process/evidence_bytes.py)."""
         try:
             data = self.blob_path(sha256).read_bytes()
         except FileNotFoundError as e:
@@ -169,17 +220,20 @@ class EvidenceFiles:
     def named_path(self, task: str, phase: str, name: str) -> Path:
         return self.paths.evidence / task / phase / check_name(name)
 
-    def refresh(self, records: list[tuple[str, str, str, str, float]]) -> int:
+    def refresh(
+        self, records: list[tuple[str, str, str, str, float]], recent_after: float = float("inf")
+    ) -> int:
         """Bring readable copies up to their records (task, phase, name, sha256, recorded at
-        as a POSIX time): the ones a server killed between recording and copying left missing
-        or at an earlier version. A copy is only hashed when its file is older than its record
-        (a copy written for this record is newer), so a start costs a `stat` per artifact.
-        Returns how many copies were written."""
+        as a POSIX time): the ones a server stopped between recording and copying left missing,
+        at an earlier version, or (a power loss before their sync) cut short. A copy is hashed
+        when its file is older than its record (a copy written for this record is newer) or its
+        record is later than `recent_after`, so a start costs a `stat` per artifact and a hash
+        of the last few. Returns how many copies were written."""
         written = 0
         for task, phase, name, sha, recorded_at in records:
             path = self.named_path(task, phase, name)
             try:
-                if path.stat().st_mtime >= recorded_at:
+                if path.stat().st_mtime >= recorded_at and recorded_at < recent_after:
                     continue
                 current = hashlib.sha256(path.read_bytes()).hexdigest()
             except FileNotFoundError:
@@ -187,14 +241,18 @@ class EvidenceFiles:
             if current == sha:
                 continue
             try:
-                self.materialise(task, phase, name, self.read_blob(sha))
+                self.write_copy(task, phase, name, self.read_blob(sha), sync=True)
             except (NotFoundError, OSError):
                 continue  # no bytes to copy from: integrity reports the missing blob
             written += 1
         return written
 
-    def materialise(self, task: str, phase: str, name: str, data: bytes) -> Path:
-        """Replace the readable copy of an artifact atomically."""
+    def write_copy(
+        self, task: str, phase: str, name: str, data: bytes, *, sync: bool = False
+    ) -> Path:
+        """Replace the readable copy of an artifact atomically (durably with `sync`)."""
         path = self.named_path(task, phase, name)
-        _write_atomic(path, data)
+        _replace(_write_temp(path.parent, data, sync=sync), path)
+        if sync:
+            _sync_dir(path.parent)
         return path

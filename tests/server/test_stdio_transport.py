@@ -196,7 +196,10 @@ async def test_stray_and_child_output_miss_the_wire_and_the_descriptors_come_bac
     assert text_of(by_id[2]) == "ONE" and text_of(by_id[3]) == "TWO"
     # Only protocol lines while serving; after it, stdout is the process's own again.
     assert other == ["after serving, blocking=True"]
-    assert b"stray print one" in err and b"child output" in err
+    # The two calls run at once (the tool is sync: worker threads), so their prints may
+    # interleave on stderr; each reached it.
+    assert err.count(b"stray print") == 2 and b"one" in err and b"two" in err
+    assert err.count(b"child output") == 2
     assert b"serving on the event loop's pipes" in err
 
 

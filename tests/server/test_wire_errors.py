@@ -453,7 +453,7 @@ async def test_an_artifact_whose_readable_copy_cannot_be_written_is_recorded_not
         with caplog.at_level(logging.ERROR, logger="enforcer.service"):
             rec = ok(await c.call_tool("evidence_put", STRATEGY))
         assert rec["valid"] is True
-        assert [r.name for r in caplog.records] == ["enforcer.process.evidence"]
+        assert [r.name for r in caplog.records] == ["enforcer.process.evidence_bytes"]
         read = {"task": "T1", "phase": "STRATEGIZE", "name": "strategy.md"}
         assert ok(await c.call_tool("evidence_read", read))["content"] == STRATEGY["content"]
         assert ok(await c.call_tool("task_status", {"task": "T1"}))["gate"]["passed"] is True

@@ -1,5 +1,8 @@
-"""Blobs are staged, then published inside the recording transaction: a refused write leaves
-nothing, a published blob is never taken away."""
+"""Evidence bytes and files (process/evidence_bytes.py, evidence_files.py): the bytes of a new
+blob are held by the transaction that records them, so a refused write leaves nothing and a
+recorded digest always has its bytes — in the database until its file is synced, on disk
+after. Files are written once the record commits and synced in the background; a server
+stopped before that leaves rows that the next one writes out."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from enforcer.paths import StatePaths
 from enforcer.process.evidence_files import EvidenceFiles
 
 STRATEGY = "# Problem\nx\n\n# Objectives\n- y\n"
+SHA = hashlib.sha256(STRATEGY.encode()).hexdigest()
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -29,71 +33,89 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0
         await asyncio.sleep(0.005)
 
 
-def _files(tmp_path: Path) -> EvidenceFiles:
-    return EvidenceFiles(StatePaths(tmp_path))
+def held(state: Path) -> list[str]:
+    """Digests whose bytes the database still holds."""
+    conn = sqlite3.connect(state / "phasegate.db")
+    try:
+        return [r[0] for r in conn.execute("SELECT sha256 FROM evidence_bytes ORDER BY sha256")]
+    finally:
+        conn.close()
 
 
-def test_a_staged_blob_that_is_discarded_leaves_no_file(tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    staged = files.stage_blob(b"refused")
-    assert staged.tmp is not None and staged.tmp.read_bytes() == b"refused"
-    assert not staged.path.exists()
-    files.discard(staged)
-    files.discard(staged)  # twice is harmless
-    assert files_under(tmp_path / "blobs") == []
+def test_a_blob_is_named_by_its_digest_and_written_whole(tmp_path: Path) -> None:
+    files = EvidenceFiles(StatePaths(tmp_path))
+    sha = hashlib.sha256(b"kept").hexdigest()
+    path = files.write_blob(sha, b"kept", sync=True)
+    assert path == files.blob_path(sha) and files.read_blob(sha) == b"kept"
+    path.write_bytes(b"ke")  # cut short, as a power loss before its sync can leave it
+    with pytest.raises(Exception, match="corrupt"):
+        files.read_blob(sha)
+    files.write_blob(sha, b"kept")  # made whole again from the bytes
+    assert files.read_blob(sha) == b"kept"
+    assert files_under(tmp_path / "blobs" / "staging") == []
 
 
-def test_a_published_blob_is_named_by_its_digest_and_publishing_twice_is_harmless(
+async def test_a_recorded_blob_is_on_disk_at_once_and_its_row_goes_once_synced(
     tmp_path: Path,
 ) -> None:
-    files = _files(tmp_path)
-    staged = files.stage_blob(b"kept")
-    files.publish(staged)
-    files.publish(staged)  # idempotent
-    files.discard(staged)  # the caller's cleanup after a commit: a no-op
-    sha = hashlib.sha256(b"kept").hexdigest()
-    assert staged.sha256 == sha
-    assert files_under(tmp_path / "blobs") == [f"sha256/{sha[:2]}/{sha}"]
-    assert files.read_blob(sha) == b"kept"
+    async with enforcer_at(tmp_path) as e:
+        await e.task_start(ALICE, "t", "T1")
+        rec = await e.evidence_put(ALICE, "T1", "strategy.md", STRATEGY)
+        assert rec.sha256 == SHA
+        assert e.files.read_blob(SHA) == STRATEGY.encode()  # written, not yet synced
+        assert held(tmp_path) == [SHA]  # so the database still holds the bytes
+        assert await e.flush_evidence() == 1
+        assert held(tmp_path) == []
+        again = await e.evidence_put(ALICE, "T1", "strategy.md", STRATEGY)
+        assert again.sha256 == SHA and held(tmp_path) == []  # on disk already: nothing held
+    assert check_integrity(tmp_path).blobs_checked == 2
 
 
-def test_two_writers_of_the_same_bytes_one_refused_keep_the_blob(tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    accepted, refused = files.stage_blob(b"same"), files.stage_blob(b"same")
-    assert accepted.tmp != refused.tmp
-    files.publish(accepted)
-    files.discard(refused)  # the refused writer cleans up after the other one published
-    assert files.read_blob(accepted.sha256) == b"same"
-    assert files_under(tmp_path / "blobs") == [f"sha256/{accepted.sha256[:2]}/{accepted.sha256}"]
+async def test_a_refused_write_holds_no_bytes_and_writes_no_file(tmp_path: Path) -> None:
+    async with enforcer_at(tmp_path) as e:
+        await e.task_start(ALICE, "t", "T1")
+        with pytest.raises(Exception, match="leased to"):
+            await e.evidence_put(BOB, "T1", "strategy.md", STRATEGY)
+        assert held(tmp_path) == []
+        assert files_under(tmp_path / "blobs") == []
+        assert not (tmp_path / "evidence" / "T1" / "STRATEGIZE").exists()
 
 
-def test_staging_bytes_that_are_already_stored_writes_nothing(tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    first = files.stage_blob(b"old")
-    files.publish(first)
-    again = files.stage_blob(b"old")
-    assert again.tmp is None and again.path == first.path
-    files.discard(again)
-    assert files.read_blob(first.sha256) == b"old"
+async def test_bytes_left_in_the_database_by_a_stopped_server_are_written_out_at_start(
+    tmp_path: Path,
+) -> None:
+    """A server stopped between the commit and its files: the bytes are read from their row,
+    the blob and the readable copy written and synced, and the row deleted."""
+    async with enforcer_at(tmp_path) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.evidence_put(ALICE, "T1", "strategy.md", STRATEGY)
+        os.unlink(e.files.blob_path(SHA))
+        os.unlink(e.files.named_path("T1", "STRATEGIZE", "strategy.md"))
+        e.evidence.bytes._mine.clear()  # stopped before its flush: it never syncs them
+        e.evidence.bytes._copies.clear()
+        # Until then, reads and the integrity check find the bytes in the database.
+        _, data = await e.evidence_read("T1", "STRATEGIZE", "strategy.md")
+        assert data == STRATEGY.encode()
+    assert check_integrity(tmp_path).blobs_checked == 1
+    async with enforcer_at(tmp_path) as e:
+        assert await e.flush_evidence(everything=True) == 1
+    assert held(tmp_path) == []
+    assert (tmp_path / "evidence" / "T1" / "STRATEGIZE" / "strategy.md").read_text() == STRATEGY
+    assert EvidenceFiles(StatePaths(tmp_path)).read_blob(SHA) == STRATEGY.encode()
 
 
-def test_publishing_bytes_that_are_gone_raises_so_nothing_can_name_them(tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    staged = files.stage_blob(b"lost")
-    files.discard(staged)
-    with pytest.raises(FileNotFoundError):
-        files.publish(staged)
-    assert files_under(tmp_path / "blobs") == []
-
-
-def test_staged_files_older_than_an_hour_are_swept_and_younger_ones_kept(tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    old, young = files.stage_blob(b"killed"), files.stage_blob(b"in progress")
-    assert old.tmp is not None and young.tmp is not None
+def test_temporary_files_older_than_an_hour_are_swept_and_younger_ones_kept(
+    tmp_path: Path,
+) -> None:
+    files = EvidenceFiles(StatePaths(tmp_path))
+    files.staging.mkdir(parents=True)
+    old, young = files.staging / ".tmp-killed", files.staging / ".tmp-in-progress"
+    old.write_bytes(b"killed")
+    young.write_bytes(b"in progress")
     an_hour_ago = time.time() - 3700
-    os.utime(old.tmp, (an_hour_ago, an_hour_ago))
+    os.utime(old, (an_hour_ago, an_hour_ago))
     assert files.sweep_staging() == 1
-    assert not old.tmp.exists() and young.tmp.exists()
+    assert not old.exists() and young.exists()
 
 
 @pytest.mark.parametrize("outcome", ["recorded", "refused"])
@@ -102,7 +124,8 @@ async def test_a_write_cancelled_while_queued_for_commit_ends_tidy_when_its_unit
 ) -> None:
     """Another process holds the write lock, so the write queues for a group commit; its caller
     is cancelled (a client timeout); the unit still runs once the lock is free. Recorded: its
-    bytes are there and integrity holds. Refused: it leaves no blob and nothing staged."""
+    bytes are in the database, readable, and a running server writes them out. Refused: it
+    holds nothing and writes nothing."""
     writer = ALICE if outcome == "recorded" else BOB
     async with enforcer_at(tmp_path) as e:
         await e.task_start(ALICE, "t", "T1")
@@ -110,27 +133,27 @@ async def test_a_write_cancelled_while_queued_for_commit_ends_tidy_when_its_unit
         blocker.execute("BEGIN IMMEDIATE")
         commits = e.store.commits
         put = asyncio.ensure_future(e.evidence_put(writer, "T1", "strategy.md", STRATEGY))
-        # The call stages its bytes and hands its unit to the store without awaiting anything
-        # else first; the inline attempt finds the database locked, so the unit is queued for
-        # the store's thread before the call first waits. Once the bytes are staged, it is.
-        await _until(lambda: files_under(e.files.staging) != [], "the write to stage its bytes")
+        # The call hands its unit to the store without waiting for anything first; the inline
+        # attempt finds the database locked, so by its first wait the unit is queued.
+        await asyncio.sleep(0)
         assert not put.done()
         put.cancel()
         with pytest.raises(asyncio.CancelledError):
             await put
         blocker.execute("ROLLBACK")
         blocker.close()
-        # The queued unit runs once the lock is free and its batch commits (a refused unit is
-        # rolled back alone inside it): wait for that commit, not for the staging to empty,
-        # which happens inside the unit before its transaction commits.
         await _until(lambda: e.store.commits > commits, "the queued write to commit")
-        assert files_under(e.files.staging) == []
         records = await e.evidence_list("T1")
-    if outcome == "recorded":
-        assert [r.name for r in records] == ["strategy.md"]
-        assert e.files.read_blob(records[0].sha256) == STRATEGY.encode()
-    else:
-        assert records == []
-        assert files_under(tmp_path / "blobs") == []
+        if outcome == "recorded":
+            assert [r.name for r in records] == ["strategy.md"]
+            _, data = await e.evidence_read("T1", "STRATEGIZE", "strategy.md")
+            assert data == STRATEGY.encode()
+            assert held(tmp_path) == [SHA]
+            await e.flush_evidence(everything=True)  # a running server adopts it in a minute
+            assert e.files.read_blob(SHA) == STRATEGY.encode()
+        else:
+            assert records == []
+            assert files_under(tmp_path / "blobs") == []
+        assert held(tmp_path) == []
     report = check_integrity(tmp_path)
     assert report.blobs_checked == len(records)
