@@ -2,6 +2,10 @@
 the readable evidence copies, the projection tables against a replay of the ledger, and every
 governed module's versions (attestation, manifest, blobs) and installed trees.
 
+A readable copy must be what its record says, or an earlier recorded version of the same
+artifact: the copy is written after the record commits, so a server killed in between leaves
+the previous version (counted as stale, refreshed by the next server to start).
+
 Used by ``scripts/integrity.py`` (CI) and ``phasegate verify``. It reads only; a fault raises
 LedgerFaultError naming what is wrong, unreadable input raises StoreError.
 
@@ -35,6 +39,7 @@ class IntegrityReport:
     files_checked: int
     projection_rows: int
     modules: ModulesReport
+    stale_copies: int = 0  # readable copies still at an earlier recorded version
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +47,7 @@ class IntegrityReport:
             "blobs_checked": self.blobs_checked,
             "evidence_files_checked": self.files_checked,
             "projection_rows": self.projection_rows,
+            "stale_evidence_files": self.stale_copies,
             "modules_checked": self.modules.modules,
             "module_versions_checked": self.modules.versions,
             "module_blobs_checked": self.modules.blobs,
@@ -70,10 +76,13 @@ def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityR
         module_rows = read_modules(snap.tx)
 
     blobs = 0
+    versions: dict[tuple[str, str, str], set[str]] = {}  # every recorded version of each copy
     for entry in entries:
         if entry.type != "evidence.recorded":
             continue
         sha = str(entry.data["sha256"])
+        subject = entry.fields["subject"]
+        versions.setdefault((subject["task"], subject["phase"], entry.data["name"]), set()).add(sha)
         found = _sha256_file(paths.blobs / "sha256" / sha[:2] / sha)
         if found != sha:
             raise LedgerFaultError(
@@ -83,11 +92,17 @@ def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityR
             )
         blobs += 1
 
-    files = 0
+    files = stale = 0
     for row in current["evidence"]:
         task, phase, name, sha, seq = row[0], row[1], row[2], row[4], row[10]
         found = _sha256_file(paths.evidence / task / phase / name)
         if found is not None and found != sha:
+            # An earlier recorded version: a server was killed between recording an artifact
+            # and copying it out (the next server to start refreshes it). Anything else is not
+            # what the ledger recorded.
+            if found in versions.get((task, phase, name), set()):
+                stale += 1
+                continue
             raise LedgerFaultError(
                 "evidence",
                 f"evidence file {task}/{phase}/{name} differs from its record",
@@ -105,4 +120,4 @@ def check_integrity(state_dir: Path, store_url: str | None = None) -> IntegrityR
         raise StoreError(f"cannot read the public key in {paths.keys}: {e}") from e
     modules = check_modules(paths, module_rows, verifier)
     rows_total = sum(len(v) for v in current.values())
-    return IntegrityReport(ledger, blobs, files, rows_total, modules)
+    return IntegrityReport(ledger, blobs, files, rows_total, modules, stale)

@@ -115,6 +115,9 @@ class Enforcer:
     async def evidence_read(self, task: str, phase: str, name: str) -> tuple[EvidenceRecord, bytes]:
         return await self.evidence.read(task, phase, name)
 
+    async def refresh_evidence_copies(self) -> int:
+        return await self.evidence.refresh_copies()
+
     async def verify_run(
         self, caller: Caller, task: str, token: int | None = None
     ) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -45,25 +46,37 @@ ADMIN = Caller("bench-admin", role="admin", instance="bench")
 TARGETS_MS = {"promote": 500.0, "install": 500.0, "rollback": 50.0, "sandbox overhead": 50.0}
 
 
-def make_module(root: Path, files: int, kb: int) -> None:
+def body(kb: int) -> str:
     line = "abcdefghijklmnopqrstuvwxyz0123456789" * 2 + "\n"  # 73 bytes of text a line
-    body = line * (kb * 1024 // len(line))
+    return line * (kb * 1024 // len(line))
+
+
+def make_module(root: Path, files: int, kb: int) -> None:
+    text = body(kb)
     for i in range(files):
         path = root / f"part{i // 100:02d}" / f"file{i:04d}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# File {i}\n" + body)
+        path.write_text(f"# File {i}\n" + text)
 
 
-async def timed(call: Awaitable[Any]) -> tuple[float, Any]:
-    """(milliseconds, result) of awaiting `call` (a coroutine does nothing until awaited)."""
-    started = time.perf_counter()
+CPU_MS: dict[str, list[float]] = {"promote": [], "install": [], "rollback": []}
+
+
+async def timed(call: Awaitable[Any], cpu: str | None = None) -> tuple[float, Any]:
+    """(wall milliseconds, result) of awaiting `call` (a coroutine does nothing until awaited);
+    with `cpu`, the process's CPU time for it (all threads) is kept under that name too — on a
+    loaded host wall time waits for a core, CPU time does not."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     out = await call
+    if cpu is not None:
+        CPU_MS[cpu].append((time.process_time() - cpu_started) * 1000)
     return (time.perf_counter() - started) * 1000, out
 
 
-async def lifecycle(state: Path, source: Path, runs: int) -> dict[str, list[float]]:
+async def lifecycle(state: Path, source: Path, runs: int, kb: int) -> dict[str, list[float]]:
     gates = {p.value: GateConfig(artifacts=[]) for p in ORDER if p is not Phase.DONE}
     times: dict[str, list[float]] = {"promote": [], "install": [], "rollback": []}
+    text = body(kb)
     async with open_runtime(state, config=Config(gates=gates)) as rt:
         e = Enforcer(rt)
         m = e.modules
@@ -76,13 +89,17 @@ async def lifecycle(state: Path, source: Path, runs: int) -> dict[str, list[floa
         for run in range(runs + 1):  # the first run warms caches and is not counted
             newest = (await m.module_versions("big"))["newest"]
             draft = (await m.draft_create(ME, "B1", "big", newest))["draft"]
-            await m.draft_write(ME, draft, "part00/file0000.md", f"# File 0, run {run}\n")
+            # One line changed: a LOW-risk change the default policy promotes without a person.
+            await m.draft_write(ME, draft, "part00/file0000.md", f"# File 0, run {run}\n" + text)
             assert (await m.draft_validate(ME, draft))["state"] == "VALIDATED"
-            ms_promote, promoted = await timed(m.draft_promote(ME, draft))
+            ms_promote, promoted = await timed(
+                m.draft_promote(ME, draft), "promote" if run else None
+            )
             version = promoted["version"]
-            ms_install, _ = await timed(m.module_install(ME, "big", version, "B1"))
+            install = m.module_install(ME, "big", version, "B1")
+            ms_install, _ = await timed(install, "install" if run else None)
             back_to = m.module_rollback(ME, "big", "bench", version - 1, "B1")
-            ms_rollback, back = await timed(back_to)
+            ms_rollback, back = await timed(back_to, "rollback" if run else None)
             assert back["version"] == version - 1
             if run:
                 times["promote"].append(ms_promote)
@@ -115,10 +132,11 @@ async def main(files: int, kb: int, runs: int) -> int:
         source = Path(tmp) / "module"
         make_module(source, files, kb)
         size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(
             f"module: {files} files, {size / 1e6:.1f} MB; medians of {runs} runs (FULL durability)"
         )
-        times = await lifecycle(Path(tmp) / "state", source, runs)
+        times = await lifecycle(Path(tmp) / "state", source, runs, kb)
         costs = await sandbox_cost(source, runs)
         small = Path(tmp) / "small"
         make_module(small, 3, 1)
@@ -128,9 +146,10 @@ async def main(files: int, kb: int, runs: int) -> int:
         p50 = statistics.median(values)
         verdict = "ok" if p50 <= TARGETS_MS[name] else "MISSED"
         missed += verdict != "ok"
+        cpu = statistics.median(CPU_MS[name])
         print(
             f"  {name:9} p50 {p50:8.1f} ms  (min {min(values):.1f}, max {max(values):.1f};"
-            f" target {TARGETS_MS[name]:.0f} ms: {verdict})"
+            f" CPU p50 {cpu:.1f} ms; target {TARGETS_MS[name]:.0f} ms: {verdict})"
         )
     for label, found in ((f"{files}-file tree", costs), ("3-file tree", fixed)):
         for name, (base, boxed, isolation) in found.items():

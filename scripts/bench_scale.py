@@ -60,6 +60,35 @@ from enforcer.service import Enforcer  # noqa: E402
 
 EMPTY_GATES = {p.value: GateConfig(artifacts=[]) for p in ORDER if p is not Phase.DONE}
 NAMES = [f"agent{k:02d}" for k in range(32)]
+PG_DATA: list[Path] = []  # the throwaway cluster's data directory, for its CPU time
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system, all threads) of process `pid` so far, in seconds; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _postgres_cpu_s() -> float:
+    """CPU time of the throwaway cluster: its postmaster and every process it started."""
+    if not PG_DATA:
+        return 0.0
+    try:
+        master = int((PG_DATA[0] / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _cpu_s(master)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == master:
+                total += _cpu_s(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 class RawAgent:
@@ -172,7 +201,8 @@ async def drive_http(agent: RawAgent, stop: float, window: tuple[float, float]) 
 
 async def sustained_http(
     state: Path, url: str | None, servers: int, secs: float, tmp: Path
-) -> float:
+) -> tuple[float, dict[str, float]]:
+    """(transitions/s, CPU ms per transition of the servers, PostgreSQL and the clients)."""
     state.mkdir(parents=True)
     (state / "phasegate.toml").write_text(scale_toml(NAMES, ttl_s=300, gates={}))
     with http_servers(state, url, servers, tmp) as fleet:
@@ -180,9 +210,30 @@ async def sustained_http(
         await asyncio.gather(*(a.open() for a in agents))
         start = time.monotonic() + 1.0  # warm-up: sessions, prepared statements, caches
         window = (start, start + secs)
+
+        def sample() -> tuple[float, float, float]:
+            return (
+                sum(_cpu_s(p.pid) for p in fleet.procs),
+                _postgres_cpu_s(),
+                time.process_time(),
+            )
+
+        async def at_start() -> tuple[float, float, float]:
+            await asyncio.sleep(max(0.0, window[0] - time.monotonic()))  # a clock, not a lock
+            return sample()
+
+        first = asyncio.ensure_future(at_start())
         counts = await asyncio.gather(*(drive_http(a, window[1], window) for a in agents))
+        end = sample()
+        begin = await first
         await asyncio.gather(*(a.close() for a in agents))
-    return sum(counts) / secs
+    moved = max(1, sum(counts))
+    cpu = {k: (end[i] - begin[i]) * 1e3 / moved for i, k in enumerate(CPU_PARTS_HTTP)}
+    return sum(counts) / secs, cpu
+
+
+CPU_PARTS_HTTP = ("servers", "postgres", "clients")
+CPU_PARTS_PROC = ("processes", "postgres")
 
 
 async def worker(state: Path, url: str | None, agents: int, secs: float, offset: int) -> None:
@@ -193,6 +244,7 @@ async def worker(state: Path, url: str | None, agents: int, secs: float, offset:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         stop = time.monotonic() + secs
+        cpu0 = time.process_time()
 
         async def one(me: Caller) -> int:
             done, n = 0, 0
@@ -206,10 +258,16 @@ async def worker(state: Path, url: str | None, agents: int, secs: float, offset:
             return done
 
         done = await asyncio.gather(*(one(me) for me in crew))
-        print(json.dumps({"transitions": sum(done), "seconds": secs}), flush=True)
+        cpu = time.process_time() - cpu0
+        print(json.dumps({"transitions": sum(done), "seconds": secs, "cpu_s": cpu}), flush=True)
+        # Connected until told: the parent reads PostgreSQL's CPU time while our backends live.
+        await asyncio.to_thread(sys.stdin.readline)
 
 
-def sustained_in_process(state: Path, url: str | None, procs: int, secs: float) -> float:
+def sustained_in_process(
+    state: Path, url: str | None, procs: int, secs: float
+) -> tuple[float, dict[str, float]]:
+    """(transitions/s, CPU ms per transition of the enforcer processes and PostgreSQL)."""
     argv = [sys.executable, __file__, "--worker", str(state), "--seconds", str(secs)]
     argv += [] if url is None else ["--pg-url", url]
     share = [len(NAMES) // procs + (i < len(NAMES) % procs) for i in range(procs)]
@@ -225,15 +283,22 @@ def sustained_in_process(state: Path, url: str | None, procs: int, secs: float) 
     ]
     for child in children:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    pg_before = _postgres_cpu_s() if url is not None else 0.0
     for child in children:
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()
-    total = 0
+    total, worker_cpu = 0, 0.0
     for child in children:
-        out, _ = child.communicate(timeout=secs + 120)
-        total += json.loads(out.strip().splitlines()[-1])["transitions"]
-    return total / secs
+        assert child.stdout is not None
+        found = json.loads(child.stdout.readline())
+        total += found["transitions"]
+        worker_cpu += found["cpu_s"]
+    pg = (_postgres_cpu_s() - pg_before) if url is not None else 0.0
+    for child in children:
+        child.communicate("bye\n", timeout=120)
+    moved = max(1, total)
+    return total / secs, {"processes": worker_cpu * 1e3 / moved, "postgres": pg * 1e3 / moved}
 
 
 # ---------------------------------------------------------------- main
@@ -274,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, args.pg_url)
     with running_cluster(tcp=True) as cluster:
         print(f"PostgreSQL: a throwaway cluster on 127.0.0.1:{cluster.port} (TCP), defaults")
+        PG_DATA.append(cluster.data)
         return run(args, cluster.url())
 
 
@@ -312,24 +378,36 @@ def run(args: argparse.Namespace, server_url: str) -> int:
         plan = [("postgres", n) for n in counts] + [("sqlite", 1)]
         for kind, n in plan:
 
-            def http_rate(kind: str = kind, n: int = n) -> float:
+            def http_rate(kind: str = kind, n: int = n) -> tuple[float, dict[str, float]]:
                 state, url = fresh(kind, "sus")
                 return asyncio.run(sustained_http(state, url, n, args.seconds, root))
 
-            def proc_rate(kind: str = kind, n: int = n) -> float:
+            def proc_rate(kind: str = kind, n: int = n) -> tuple[float, dict[str, float]]:
                 state, url = fresh(kind, "proc")
                 return sustained_in_process(state, url, n, args.seconds)
 
-            measures: list[tuple[str, Callable[[], float]]] = [
+            measures: list[tuple[str, Callable[[], tuple[float, dict[str, float]]]]] = [
                 ("over HTTP", http_rate),
                 ("in process", proc_rate),
             ]
             for where, fn in measures:
                 got = rows(fn)
+                rates = [g[0] for g in got]
                 unit = "servers" if where == "over HTTP" else "processes"
                 print(
-                    f"  {kind:<9}{n} {unit:<10} {where:<11} {med(got):8,.0f}"
-                    f"  ({', '.join(f'{g:,.0f}' for g in got)})  {_load()}, {_gauge()}"
+                    f"  {kind:<9}{n} {unit:<10} {where:<11} {med(rates):8,.0f}"
+                    f"  ({', '.join(f'{r:,.0f}' for r in rates)})  {_load()}, {_gauge()}"
+                )
+                parts = {k: med(g[1][k] for g in got) for k in got[0][1]}
+                if kind == "sqlite":
+                    parts.pop("postgres", None)
+                cpu = sum(parts.values())
+                cpus = os.cpu_count() or 1
+                print(
+                    "      CPU ms per transition: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+                    + f"; total {cpu:.2f}: at most {cpus * 1000 / max(cpu, 1e-9):,.0f}/s"
+                    f" on {cpus} cpus however quiet the host"
                 )
     return 0
 

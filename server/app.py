@@ -221,7 +221,9 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             with contextlib.suppress(WritesRefusedError):
                 await rt.ledger.checkpoint()
             enforcer = Enforcer(rt)
-            await _reconcile_modules(enforcer, options)
+            refreshed = await enforcer.refresh_evidence_copies()  # what a killed server left
+            if refreshed:
+                logger.info("refreshed %d readable evidence copies", refreshed)
             journal = Journal(rt.paths.evidence)
             router = Router(enforcer, table, HANDLERS, journal)
             ticker = asyncio.create_task(_checkpoint_ticker(enforcer))

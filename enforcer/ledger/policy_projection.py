@@ -6,7 +6,7 @@ the policy in force — tables that change only by applying ledger entries, like
     approval.approved / approval.rejected     an admin decided (with a note)
     draft.edited / draft.discarded            open requests of that draft become STALE
     promotion.promoted          the promotion counts toward the limits; its request EXECUTED
-    policy.exception_granted / policy.exception_revoked
+    exception.granted / exception.revoked
     policy.changed / policy.reload_failed     the policy in force; the last file refused
 
 A pending request whose expiry has passed is EXPIRED on reading (`enforcer/policy/approvals.py`)
@@ -215,8 +215,8 @@ APPLY: dict[str, Callable[[Tx, LedgerEntry], None]] = {
     "draft.edited": _draft_changed,
     "draft.discarded": _draft_changed,
     "promotion.promoted": _promoted,
-    "policy.exception_granted": _granted,
-    "policy.exception_revoked": _revoked,
+    "exception.granted": _granted,
+    "exception.revoked": _revoked,
     "policy.changed": _state("in_force", "policy_set_hash"),
     "policy.reload_failed": _state("reload_failed", "file_sha256"),
 }

@@ -89,26 +89,46 @@ def changed_paths(old: Manifest, new: Manifest) -> list[tuple[str, str]]:
     return out
 
 
+def _range(start: int, stop: int) -> str:
+    """A unified hunk range, 1-based (difflib's `_format_range_unified`)."""
+    length = stop - start
+    first = start + 1 if length else start
+    return str(first) if length == 1 else f"{first},{length}"
+
+
 def _hunks(
     old_text: str, new_text: str, path: str, added: bool, deleted: bool
 ) -> tuple[list[str], int, int]:
-    """difflib's hunks in git's form, and the lines they add and remove."""
-    src = "/dev/null" if added else f"a/{path}"
-    dst = "/dev/null" if deleted else f"b/{path}"
+    """The hunks of a unified diff in git's form, and the lines they add and remove.
+
+    difflib's `unified_diff`, with one change: its matcher's "autojunk" heuristic is off. That
+    heuristic treats a line repeated in more than 1% of a file of 200+ lines as noise, and a
+    long file of similar lines (a table, a generated list) then diffs as wholly replaced — a
+    one-line change reported as hundreds, which the policy would take for a big one."""
+    a, b = split_lines(old_text), split_lines(new_text)
     out: list[str] = []
     plus = minus = 0
-    lines = difflib.unified_diff(
-        split_lines(old_text), split_lines(new_text), src, dst, n=3, lineterm="\n"
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(3):
+        if not out:
+            out.append("--- /dev/null\n" if added else f"--- a/{path}\n")
+            out.append("+++ /dev/null\n" if deleted else f"+++ b/{path}\n")
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in a[i1:i2]]
+                minus += i2 - i1
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in b[j1:j2]]
+                plus += j2 - j1
+    return (
+        [x if x.endswith("\n") else x + "\n\\ No newline at end of file\n" for x in out],
+        plus,
+        minus,
     )
-    for index, line in enumerate(lines):
-        if index < 2:  # the ---/+++ header (difflib adds no timestamps without dates)
-            out.append(line.rstrip("\n") + "\n")
-            continue
-        if not line.startswith("@@"):
-            plus += line.startswith("+")
-            minus += line.startswith("-")
-        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
-    return out, plus, minus
 
 
 def file_diff(

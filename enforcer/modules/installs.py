@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import AttestationInvalidError, InvalidArgumentError, NotFoundError
+from ..errors import AttestationInvalidError, InvalidArgumentError, NotFoundError, StoreError
 from ..ledger.keys import Verifier
 from ..ledger.ops import Ops, Record, Refused
 from ..model import Caller, check_task_id
@@ -145,7 +145,10 @@ class Installs:
             }
             ops.emit(tx, Record(kind, subject, data))
             previous = Trees.target(link)
-            Trees.point(link, tree)  # the last step: the commit follows at once
+            try:
+                Trees.point(link, tree)  # the last step: the commit follows at once
+            except OSError as e:  # nothing moved: the rename is the swap
+                raise StoreError(f"cannot point {link} at the new tree: {e}") from e
             swapped.append(previous)
             halt_points.halt_if_asked("install:swapped")
             return {"module": module, **data}

@@ -244,6 +244,7 @@ def _prefix(level: str, limits: Limits, program: str, copy: str | None) -> list[
         *("--proc", "/proc"),  # procfs of the new pid namespace: only the sandbox's processes
         *("--perms", "1777", "--size", str(limits.file_bytes), "--tmpfs", "/tmp"),  # private
         *("--tmpfs", "/run"),  # hides the host's sockets: a read-only mount does not stop connect()
+        *_rebind_under_tmpfs(reach),  # an interpreter or venv that lives in /tmp stays reachable
         "--unshare-pid",  # one kill of bwrap ends every process the validator started
         "--unshare-net",  # a namespace with only a loopback: no network
         "--unshare-ipc",  # no System V / POSIX shared memory or semaphores with the host
@@ -279,6 +280,22 @@ def _expose(paths: Sequence[str]) -> list[str]:
         binds.append(real)
     flags = [f for t in tmpfs for f in ("--perms", "0755", "--tmpfs", t)]
     flags += [f for d in sorted(dirs) for f in ("--perms", "0755", "--dir", d)]
+    return flags + [f for b in binds for f in ("--ro-bind", b, b)]
+
+
+def _rebind_under_tmpfs(paths: Sequence[str]) -> list[str]:
+    """Flags that bind `paths` that lie under /tmp or /run (hidden by the sandbox's own tmpfs
+    there) back in, read-only, with 0755 directories leading down to them: a server whose venv
+    was made with `mktemp -d` must still run its validators."""
+    dirs: list[str] = []
+    binds: list[str] = []
+    for real in sorted({os.path.realpath(p) for p in paths if os.path.isabs(p)}):
+        if not real.startswith(("/tmp/", "/run/")) or any(real.startswith(b + "/") for b in binds):
+            continue
+        ups = [str(p) for p in reversed(Path(real).parents)][2:]  # below /tmp or /run
+        dirs += [d for d in ups if d not in dirs]
+        binds.append(real)
+    flags = [f for d in dirs for f in ("--perms", "0755", "--dir", d)]
     return flags + [f for b in binds for f in ("--ro-bind", b, b)]
 
 

@@ -3,7 +3,7 @@
 An exception lifts one rule (`policy_config.RULES`) for one registered module until a moment
 at most `MAX_EXCEPTION` ahead, with a reason; ids are X1, X2 … It ends by itself at ``until``
 (no entry: the grant holds its end) or when an admin revokes it. Grants and revocations are
-ledgered (``policy.exception_granted``, ``policy.exception_revoked``) with the
+ledgered (``exception.granted``, ``exception.revoked``) with the
 ``policy_set_hash`` in force.
 
     await exceptions.grant(root, "skills", "install_windows", "+2h", "hotfix for INC-42")
@@ -114,7 +114,7 @@ class Exceptions:
                 "reason": reason,
                 "policy_set_hash": ps.policy_set_hash,
             }
-            ops.emit(tx, Record("policy.exception_granted", {"module": module}, data))
+            ops.emit(tx, Record("exception.granted", {"module": module}, data))
             return exception_row(tx, exception).as_dict(ops.ts)
 
         return await self.work.transact(caller, run)
@@ -144,7 +144,7 @@ class Exceptions:
                 "reason": reason,
                 "policy_set_hash": ps.policy_set_hash,
             }
-            ops.emit(tx, Record("policy.exception_revoked", {"module": row.module}, data))
+            ops.emit(tx, Record("exception.revoked", {"module": row.module}, data))
             return exception_row(tx, exception).as_dict(ops.ts)
 
         return await self.work.transact(caller, run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from ..errors import ConflictError, InvalidArgumentError, NotFoundError, OutOfPhaseError
@@ -141,6 +142,19 @@ class Evidence:
                     "recorded %s %s %s but could not copy it out: %s", task, rec.phase, name, e
                 )
         return recs
+
+    async def refresh_copies(self) -> int:
+        """Rewrite the readable copies that a server killed between recording an artifact and
+        copying it out left behind (missing, or at the previous version); the server does this
+        when it starts. Returns how many were written."""
+        rows = await self.work.store.peek(
+            lambda tx: tx.all("SELECT task, phase, name, sha256, ts FROM evidence")
+        )
+        records = [
+            (str(r[0]), str(r[1]), str(r[2]), str(r[3]), datetime.fromisoformat(r[4]).timestamp())
+            for r in rows
+        ]
+        return await asyncio.to_thread(self.files.refresh, records)
 
     async def list_for(self, task: str, phase: str | None = None) -> list[EvidenceRecord]:
         check_task_id(task)

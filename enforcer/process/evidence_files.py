@@ -169,6 +169,30 @@ class EvidenceFiles:
     def named_path(self, task: str, phase: str, name: str) -> Path:
         return self.paths.evidence / task / phase / check_name(name)
 
+    def refresh(self, records: list[tuple[str, str, str, str, float]]) -> int:
+        """Bring readable copies up to their records (task, phase, name, sha256, recorded at
+        as a POSIX time): the ones a server killed between recording and copying left missing
+        or at an earlier version. A copy is only hashed when its file is older than its record
+        (a copy written for this record is newer), so a start costs a `stat` per artifact.
+        Returns how many copies were written."""
+        written = 0
+        for task, phase, name, sha, recorded_at in records:
+            path = self.named_path(task, phase, name)
+            try:
+                if path.stat().st_mtime >= recorded_at:
+                    continue
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                current = None
+            if current == sha:
+                continue
+            try:
+                self.materialise(task, phase, name, self.read_blob(sha))
+            except (NotFoundError, OSError):
+                continue  # no bytes to copy from: integrity reports the missing blob
+            written += 1
+        return written
+
     def materialise(self, task: str, phase: str, name: str, data: bytes) -> Path:
         """Replace the readable copy of an artifact atomically."""
         path = self.named_path(task, phase, name)

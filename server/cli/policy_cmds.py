@@ -29,9 +29,7 @@ def _when(ts: str | None) -> str:
 def _approval_line(a: dict[str, Any]) -> str:
     stats = f"{a['files']}f +{a['added']} -{a['removed']}"
     by = (a["requested_by"] or "-")[:10]
-    line = f"{a['id'][:22]:<22} {a['status']:<8} {a['risk']:<6} {stats:<16} {by:<10}"
-    if a["status"] == "PENDING":
-        line += f" expires {_when(a['expires_at'])[5:]}"
+    line = f"{a['id'][:24]:<24} {a['status']:<8} {a['risk']:<6} {stats:<18} {by}"
     return line[:80].rstrip()
 
 
@@ -43,7 +41,7 @@ def _approvals(args: argparse.Namespace) -> int:
     if not rows:
         print("no approval requests")
         return EXIT_OK
-    print(f"{'ID':<22} {'STATE':<8} {'RISK':<6} {'DIFF':<16} BY")
+    print(f"{'ID':<24} {'STATE':<8} {'RISK':<6} {'DIFF':<18} REQUESTED BY")
     for a in rows:
         print(_approval_line(a))
         if a["decided_by"]:
@@ -51,7 +49,8 @@ def _approvals(args: argparse.Namespace) -> int:
             became = f"; promoted as v{a['version']}" if a["version"] else ""
             print(f"  {verb} by {a['decided_by']}{became}: {a['note']}"[:80])
         elif a["status"] == "PENDING":
-            print(f"  draft {a['draft']} of {a['module']}, task {a['task']}"[:80])
+            where = f"  draft {a['draft']} of {a['module']}, task {a['task']}"
+            print(f"{where}; expires {_when(a['expires_at'])}"[:80])
     return EXIT_OK
 
 

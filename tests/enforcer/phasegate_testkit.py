@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from enforcer.clock import ManualClock
+from enforcer.clock import Clock, ManualClock
 from enforcer.config import Config, GateConfig, VerifyConfig
 from enforcer.ledger.entries import LedgerEntry
 from enforcer.model import Caller
@@ -110,7 +110,7 @@ def verify_config(project: Path, timeout_s: float = 120) -> VerifyConfig:
 async def enforcer_at(
     state_dir: Path,
     config: Config | None = None,
-    clock: ManualClock | None = None,
+    clock: Clock | None = None,
     store_url: str | None = None,
 ) -> AsyncIterator[Enforcer]:
     """An Enforcer over `state_dir`: SQLite there, or the PostgreSQL database at `store_url`."""

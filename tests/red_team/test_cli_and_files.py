@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from corpus import ALL, HTML, PATHS, TERMINAL_UNSAFE, UNICODE
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -20,6 +21,7 @@ def _outside(root: Path, state: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p != state and state not in p.parents}
 
 
+@pytest.mark.timeout(600)  # some forty process starts: slow on a loaded host
 async def test_hostile_agent_text_is_escaped_in_the_cli_and_stays_inside_state(
     tmp_path: Path,
 ) -> None:

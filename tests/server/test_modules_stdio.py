@@ -6,6 +6,7 @@ attested) → install → MONITOR → rollback, each step in the ledger with its
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,14 @@ async def test_pause_refuses_promotion_while_other_tools_work_and_freeze_refuses
         for tool, args in (("module_list", {}), ("draft_show", {"draft": d})):
             ok(await s.call_tool(tool, args))  # reads still work
         cli("unfreeze", "--reason", "over", "--state-dir", str(state_dir))
+        # Controls that cannot be read refuse (fail closed); reads go on.
+        db = sqlite3.connect(state_dir / "phasegate.db", isolation_level=None)
+        db.execute("ALTER TABLE controls RENAME TO controls_away")
+        refusal(await s.call_tool("draft_promote", {"draft": d}), "FROZEN")
+        refusal(await s.call_tool("module_install", install), "FROZEN")
+        ok(await s.call_tool("module_versions", {"module": MODULE}))
+        db.execute("ALTER TABLE controls_away RENAME TO controls")
+        db.close()
         assert ok(await s.call_tool("draft_promote", {"draft": d}))["version"] == 2
     blocked = [e for e in ledger_rows(state_dir) if e["type"] == "promotion.blocked"]
     assert [e["data"]["code"] for e in blocked] == ["PROMOTION_PAUSED"]

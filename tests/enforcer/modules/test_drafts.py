@@ -40,6 +40,9 @@ class Rules:
             return Decision.deny("rules-1", "secrets/** is forbidden", "forbidden_paths")
         return self.promote if request.point == "promote" else Decision.allow("rules-1")
 
+    def approval_of(self, draft: str, tx: Tx) -> dict[str, Any] | None:
+        return None
+
 
 async def test_the_policy_hook_denies_edits_and_asks_for_approval_at_promotion(
     tmp_path: Path,

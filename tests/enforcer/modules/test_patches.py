@@ -162,3 +162,15 @@ def test_lines_end_only_at_newlines() -> None:
     assert split_lines("a\rb\u2028c\nd") == ["a\rb\u2028c\n", "d"]
     assert split_lines("") == []
     assert split_lines("x\n") == ["x\n"]
+
+
+def test_a_one_line_change_in_a_long_file_of_like_lines_counts_as_one_line() -> None:
+    """difflib's autojunk would call every line of this file noise and replace it whole."""
+    same = "the same line\n" * 400
+    old, new = (
+        manifest({"t.md": b"# A\n" + same.encode()}),
+        manifest({"t.md": b"# B\n" + same.encode()}),
+    )
+    diff = manifest_diff(old, new, STORE.__getitem__)
+    assert (diff.files, diff.added, diff.removed) == (1, 1, 1)
+    assert apply_to(old, diff.text)["t.md"] == b"# B\n" + same.encode()

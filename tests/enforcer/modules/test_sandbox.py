@@ -396,3 +396,15 @@ async def test_a_bad_request_is_refused_as_invalid_argument(draft: Path, call: A
     with pytest.raises(InvalidArgumentError) as caught:
         await asyncio.wait_for(call(draft), 30)
     assert caught.value.code == "INVALID_ARGUMENT"
+
+
+def test_an_interpreter_under_tmp_is_bound_back_in_below_the_private_tmp() -> None:
+    """A server whose venv lives in `mktemp -d` (as CI's does) keeps its interpreter reachable:
+    the sandbox's own tmpfs over /tmp would hide it otherwise (this failed the suite once)."""
+    from enforcer.modules.sandbox import _rebind_under_tmpfs
+
+    flags = _rebind_under_tmpfs(["/tmp/tmp.abc/venv", "/tmp/tmp.abc/venv/bin/x", "/usr/bin/env"])
+    assert flags == [
+        *("--perms", "0755", "--dir", "/tmp/tmp.abc"),
+        *("--ro-bind", "/tmp/tmp.abc/venv", "/tmp/tmp.abc/venv"),
+    ]

@@ -121,7 +121,7 @@ async def refusal(call: Any) -> PhasegateError:
 
 @contextlib.asynccontextmanager
 async def policy_world(
-    tmp_path: Path, policy: str = "", start: datetime = THURSDAY
+    tmp_path: Path, policy: str = "", start: datetime = THURSDAY, store_url: str | None = None
 ) -> AsyncIterator[PolicyWorld]:
     config = tmp_path / "phasegate.toml"
     write_config(config, policy)
@@ -129,7 +129,7 @@ async def policy_world(
     state = tmp_path / "state"
     source = make_module_dir(tmp_path / "src")
     install = tmp_path / "live" / "skills"
-    async with open_runtime(state, config_path=config, clock=clock) as rt:
+    async with open_runtime(state, config_path=config, clock=clock, store_url=store_url) as rt:
         e = Enforcer(rt)
         await e.modules.module_add(ROOT, "skills", source, install, validator())
         await e.task_start(ALICE, "change the skills", "T1")

@@ -63,7 +63,7 @@ async def test_a_revoked_exception_stops_at_once(tmp_path: Path) -> None:
         assert again.code == "CONFLICT"
         assert [e.type for e in await w.ledger()][-3:] == [
             "draft.edited",
-            "policy.exception_revoked",
+            "exception.revoked",
             "draft.edit_refused",
         ]
 
@@ -107,7 +107,7 @@ async def test_a_bad_grant_is_refused(
     async with policy_world(tmp_path, POLICY) as w:
         err = await refusal(w.e.exceptions.grant(ROOT, module, rule, until, "why"))
         assert err.code == code
-        assert await w.ledger("policy.exception_granted") == []
+        assert await w.ledger("exception.granted") == []
 
 
 async def test_only_an_admin_grants(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ DECISIONS = {
     "approval.approved",
     "approval.rejected",
     "approval.refused",
-    "policy.exception_granted",
-    "policy.exception_revoked",
+    "exception.granted",
+    "exception.revoked",
 }
 
 
