@@ -69,8 +69,17 @@ def test_a_root_longer_than_32_bytes_is_a_format_error(signer: Signer, length: i
     assert _kind(_note(body, f"{DASH} phasegate {_blob(signer, body)}"), signer) == "format"
 
 
-@pytest.mark.parametrize("root_text", ["\u00e9" + base64.b64encode(ROOT).decode()[1:], "\u0663"])
-def test_a_root_line_with_a_character_that_is_not_ascii_is_a_format_error(
+@pytest.mark.parametrize(
+    "root_text",
+    [
+        "\u00e9" + base64.b64encode(ROOT).decode()[1:],
+        "\u0663",
+        "!" + base64.b64encode(ROOT).decode(),  # a stray character, the 32 bytes intact
+        base64.b64encode(ROOT).decode()[:20] + " " + base64.b64encode(ROOT).decode()[20:],
+    ],
+    ids=["non-ascii", "arabic-digit", "stray-bang", "inner-space"],
+)
+def test_a_root_line_with_a_character_that_is_not_base64_is_a_format_error(
     signer: Signer, root_text: str
 ) -> None:
     body = f"o\n7\n{root_text}\n"
