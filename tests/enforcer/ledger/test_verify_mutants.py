@@ -163,3 +163,32 @@ async def test_a_verify_report_cannot_be_changed(ledger: Path) -> None:
     report = verify_state(ledger)
     with pytest.raises(dataclasses.FrozenInstanceError):
         report.entries = 0  # type: ignore[misc]
+
+
+def _with_field(
+    at: int, key: str, value: object, count: int = 6
+) -> list[tuple[int, str, str, bytes]]:
+    """A consistent chain whose entry `at` has `key` set to `value` (hashes and links redone)."""
+    chain = _chain(count)
+    prev = chain[at][1]
+    for seq in range(at, count):
+        fields = json.loads(chain[seq][3])
+        fields["prev"] = prev
+        if seq == at:
+            fields[key] = value
+        raw = canonical.encode(fields)
+        chain[seq] = (seq, prev, leaf_hex(raw), raw)
+        prev = chain[seq][2]
+    return chain
+
+
+@pytest.mark.parametrize("version", [0, -1, 2])
+def test_an_entry_of_an_unknown_version_is_a_schema_fault(version: int) -> None:
+    chain = _with_field(3, "v", version)
+    assert _fault(lambda: verify_rows(iter(chain))) == ("schema", 3)
+
+
+@pytest.mark.parametrize("claimed", [2, 4, 0])
+def test_an_entry_that_claims_another_seq_is_a_seq_fault(claimed: int) -> None:
+    chain = _with_field(3, "seq", claimed)
+    assert _fault(lambda: verify_rows(iter(chain))) == ("seq", 3)
