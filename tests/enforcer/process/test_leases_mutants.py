@@ -4,6 +4,7 @@ asked, to the second."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -204,3 +205,9 @@ async def test_implicit_and_explicit_grants_say_which_and_what_they_took_over(
         await e.lease_acquire(BOB, "T1")
         asked = [x for x in await entries(e, "T1") if x.type == "lease.acquired"][-1]
         assert asked.data["implicit"] is False and "takeover" not in asked.data
+
+
+def test_a_lease_row_cannot_be_changed() -> None:
+    row = LeaseRow("T1", "SPEC", "alice", "i1", None, None, "x", 1, rfc3339(START))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.token = 2  # type: ignore[misc]
