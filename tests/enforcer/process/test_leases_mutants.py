@@ -211,3 +211,24 @@ def test_a_lease_row_cannot_be_changed() -> None:
     row = LeaseRow("T1", "SPEC", "alice", "i1", None, None, "x", 1, rfc3339(START))
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.token = 2  # type: ignore[misc]
+
+
+async def test_releasing_someone_elses_lease_releases_nothing(tmp_path: Path) -> None:
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(ALICE, "t", "T1")
+        before = await entries(e, "T1")
+        await e.lease_release(BOB, "T1")  # idempotent for bob: nothing of his to release
+        assert await entries(e, "T1") == before
+        with pytest.raises(LeaseHeldError):
+            await e.evidence_put(BOB, "T1", "notes.md", "- x\n")
+
+
+async def test_a_lease_is_over_at_its_expiry_instant(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, CONFIG, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        clock.advance(59)
+        with pytest.raises(LeaseHeldError):
+            await e.lease_acquire(BOB, "T1")
+        clock.advance(1)  # exactly the TTL: expires_at == now, the lease is over
+        assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
