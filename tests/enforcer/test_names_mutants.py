@@ -89,7 +89,7 @@ async def test_evidence_put_accepts_a_name_of_exactly_the_limit(tmp_path: Path) 
     assert (tmp_path / "evidence" / "T1" / "STRATEGIZE" / name).read_text() == "- x\n"
 
 
-@pytest.mark.parametrize("length", [40, 41, 42])
+@pytest.mark.parametrize("length", [5, 39, 40, 41, 42])
 def test_a_refused_name_is_shown_whole_up_to_40_characters_and_cut_after(length: int) -> None:
     name = "a.." + "b" * (length - 3)  # refused for its '..'
     message = _refused(name).message

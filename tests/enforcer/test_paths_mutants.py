@@ -90,7 +90,7 @@ def test_a_refused_path_names_the_argument_it_came_in() -> None:
     assert raised.value.details == {"argument": "install_to"}
 
 
-@pytest.mark.parametrize("length", [60, 61, 200])
+@pytest.mark.parametrize("length", [10, 59, 60, 61, 200])
 def test_a_refused_path_is_shown_whole_up_to_60_characters_and_cut_after(length: int) -> None:
     path = "/" + "a" * (length - 1)  # refused: absolute
     message = _refused(check_module_path, path, "path").message

@@ -69,8 +69,17 @@ def test_a_root_longer_than_32_bytes_is_a_format_error(signer: Signer, length: i
     assert _kind(_note(body, f"{DASH} phasegate {_blob(signer, body)}"), signer) == "format"
 
 
-@pytest.mark.parametrize("root_text", ["\u00e9" + base64.b64encode(ROOT).decode()[1:], "\u0663"])
-def test_a_root_line_with_a_character_that_is_not_ascii_is_a_format_error(
+@pytest.mark.parametrize(
+    "root_text",
+    [
+        "\u00e9" + base64.b64encode(ROOT).decode()[1:],
+        "\u0663",
+        "!" + base64.b64encode(ROOT).decode(),  # a stray character, the 32 bytes intact
+        base64.b64encode(ROOT).decode()[:20] + " " + base64.b64encode(ROOT).decode()[20:],
+    ],
+    ids=["non-ascii", "arabic-digit", "stray-bang", "inner-space"],
+)
+def test_a_root_line_with_a_character_that_is_not_base64_is_a_format_error(
     signer: Signer, root_text: str
 ) -> None:
     body = f"o\n7\n{root_text}\n"
@@ -176,3 +185,20 @@ async def test_the_verifier_reports_a_checkpoint_with_a_non_ascii_signature_as_a
     with pytest.raises(LedgerFaultError) as caught:
         verify_state(state)
     assert (caught.value.kind, caught.value.seq) == ("signature", 3)
+
+
+def test_newest_size_is_the_greatest_checkpoint_name_and_skips_strays(tmp_path: Path) -> None:
+    directory = tmp_path / "checkpoints"
+    assert checkpoint.newest_size(directory) is None  # no directory
+    directory.mkdir()
+    assert checkpoint.newest_size(directory) is None  # empty
+    for size in (2, 10, 9):
+        (directory / f"{size:012d}.txt").write_text("x")
+    (directory / "zzzzzzzzzzzz.txt").write_text("a stray of the same width, sorting last")
+    (directory / "9999999999999.txt").write_text("another width")
+    (directory / ".cp-000000000099").write_text("a temporary file")
+    assert checkpoint.newest_size(directory) == 10
+    assert checkpoint.path_of(directory, 10) == directory / "000000000010.txt"
+    for name in ("000000000010.txt", "000000000009.txt", "000000000002.txt"):
+        (directory / name).unlink()
+    assert checkpoint.newest_size(directory) is None  # only strays are left

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from ledger_kit import GENESIS, build_ledger, leaf_hex, rechain, rows, tampering
 
+from enforcer.config import Config
 from enforcer.errors import LedgerFaultError, StoreError
 from enforcer.ledger import canonical
 from enforcer.ledger.verify import verify_rows, verify_state
+from enforcer.runtime import open_runtime
 
 SIZE = 12
 FORGED_PREV = "ab" * 32
@@ -163,3 +165,43 @@ async def test_a_verify_report_cannot_be_changed(ledger: Path) -> None:
     report = verify_state(ledger)
     with pytest.raises(dataclasses.FrozenInstanceError):
         report.entries = 0  # type: ignore[misc]
+
+
+def _with_field(
+    at: int, key: str, value: object, count: int = 6
+) -> list[tuple[int, str, str, bytes]]:
+    """A consistent chain whose entry `at` has `key` set to `value` (hashes and links redone)."""
+    chain = _chain(count)
+    prev = chain[at][1]
+    for seq in range(at, count):
+        fields = json.loads(chain[seq][3])
+        fields["prev"] = prev
+        if seq == at:
+            fields[key] = value
+        raw = canonical.encode(fields)
+        chain[seq] = (seq, prev, leaf_hex(raw), raw)
+        prev = chain[seq][2]
+    return chain
+
+
+@pytest.mark.parametrize("version", [0, -1, 2])
+def test_an_entry_of_an_unknown_version_is_a_schema_fault(version: int) -> None:
+    chain = _with_field(3, "v", version)
+    assert _fault(lambda: verify_rows(iter(chain))) == ("schema", 3)
+
+
+@pytest.mark.parametrize("claimed", [2, 4, 0])
+def test_an_entry_that_claims_another_seq_is_a_seq_fault(claimed: int) -> None:
+    chain = _with_field(3, "seq", claimed)
+    assert _fault(lambda: verify_rows(iter(chain))) == ("seq", 3)
+
+
+async def test_entries_appended_after_the_newest_checkpoint_verify(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with open_runtime(state, config=Config(), checkpoint_on_close=False) as rt:
+        for n in range(7):
+            await rt.ledger.append(actor="a", type="task.started", subject={"task": f"T{n}"})
+            if n == 4:
+                await rt.ledger.checkpoint()
+    report = verify_state(state)
+    assert (report.entries, report.latest_checkpoint_size) == (7, 5)

@@ -4,10 +4,14 @@ asked, to the second."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from phasegate_testkit import ALICE, BOB, enforcer_at, entries
@@ -146,3 +150,85 @@ async def test_a_lease_ttl_is_from_1_second_to_a_day(tmp_path: Path, ttl_s: int,
             else:
                 with pytest.raises(InvalidArgumentError):
                     await call(ALICE, "T1", ttl_s)
+
+
+def _dead_pid_above_ours() -> int:
+    for pid in range(os.getpid() + 1, os.getpid() + 100_000):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    pytest.fail("no free pid above ours")
+
+
+async def test_a_lease_of_a_dead_process_with_a_greater_pid_is_taken_over(tmp_path: Path) -> None:
+    gone = Caller("carol", instance="c1", pid=_dead_pid_above_ours(), host=socket.gethostname())
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(gone, "t", "T1")
+        assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
+
+
+async def test_asking_whether_a_holder_lives_never_signals_it(tmp_path: Path) -> None:
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
+    try:
+        carol = Caller("carol", instance="c1", pid=live.pid, host=socket.gethostname())
+        async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+            await e.task_start(carol, "t", "T1")
+            for _ in range(3):
+                with pytest.raises(LeaseHeldError):
+                    await e.lease_acquire(BOB, "T1")
+            assert live.poll() is None  # checked with signal 0: still running
+    finally:
+        live.kill()
+        live.wait(timeout=30)
+        assert live.stdin is not None
+        live.stdin.close()
+
+
+async def test_implicit_and_explicit_grants_say_which_and_what_they_took_over(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, CONFIG, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.lease_release(ALICE, "T1")
+        await e.evidence_put(BOB, "T1", "notes.md", "- x\n")  # a free lease, taken by a write
+        first = [x for x in await entries(e, "T1") if x.type == "lease.acquired"][-1]
+        assert first.data["implicit"] is True and "takeover" not in first.data
+        clock.advance(61)
+        await e.evidence_put(ALICE, "T1", "notes.md", "- y\n")  # bob's, expired
+        taken = [x for x in await entries(e, "T1") if x.type == "lease.acquired"][-1]
+        assert taken.data["implicit"] is True and taken.data["takeover"] == "expired"
+        await e.lease_release(ALICE, "T1")
+        await e.lease_acquire(BOB, "T1")
+        asked = [x for x in await entries(e, "T1") if x.type == "lease.acquired"][-1]
+        assert asked.data["implicit"] is False and "takeover" not in asked.data
+
+
+def test_a_lease_row_cannot_be_changed() -> None:
+    row = LeaseRow("T1", "SPEC", "alice", "i1", None, None, "x", 1, rfc3339(START))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.token = 2  # type: ignore[misc]
+
+
+async def test_releasing_someone_elses_lease_releases_nothing(tmp_path: Path) -> None:
+    async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
+        await e.task_start(ALICE, "t", "T1")
+        before = await entries(e, "T1")
+        await e.lease_release(BOB, "T1")  # idempotent for bob: nothing of his to release
+        assert await entries(e, "T1") == before
+        with pytest.raises(LeaseHeldError):
+            await e.evidence_put(BOB, "T1", "notes.md", "- x\n")
+
+
+async def test_a_lease_is_over_at_its_expiry_instant(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, CONFIG, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        clock.advance(59)
+        with pytest.raises(LeaseHeldError):
+            await e.lease_acquire(BOB, "T1")
+        clock.advance(1)  # exactly the TTL: expires_at == now, the lease is over
+        assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
