@@ -5,8 +5,8 @@ Scale-out). Each runs once on SQLite and once on PostgreSQL (`store_url`, tests/
 database and one state directory, as several `phasegate serve` processes are; they share an
 injected clock so that expiry is decided by the test, not by sleeping.
 
-Governed modules (enforcer/modules/: drafts, versions, blobs, installs) are not built yet: when
-they land, their contract tests go in the "modules" section below, on the same fixture.
+Governed modules (drafts, versions, installs through several servers) have their contract in
+test_contract_modules.py, on the same two stores.
 """
 
 from __future__ import annotations
@@ -326,5 +326,5 @@ async def test_a_task_driven_to_done_replays_to_the_store_and_passes_the_integri
 
 
 # ---------------------------------------------------------------- modules
-# Governed modules are not built yet (issue 14): their store contract (versions, blobs, drafts,
-# the active pointer moved in the same transaction as its ledger entry) goes here.
+# Governed modules: their store contract (versions, drafts, the active pointer moved in the
+# same transaction as its ledger entry) is in test_contract_modules.py, on the same stores.
