@@ -2,6 +2,10 @@
 and expiry, with approve and reject (and a note) for an admin — the same
 ``Enforcer.approvals`` calls as ``phasegate approve|reject ID --note N``, ledgered with the
 signed-in actor. An approved request lets the agent's next ``draft_promote`` succeed.
+
+Below the queue, the policy exceptions (active, expired and revoked): which rule is lifted for
+which module, until when, why and by whom. They are granted and revoked with ``phasegate
+exception grant|revoke``, where the reason is typed at a terminal the supervisor controls.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ async def approvals_page(request: Request, web: WebState) -> Response:
     data = {
         "head": await e.ledger.head(),
         "approvals": await e.approvals.listing(_LIMIT),
+        "exceptions": (await e.exceptions.listing(everything=True))[:_LIMIT],
         "controls": await e.controls(),
     }
     return page(request, "approvals.html", data, view=view)

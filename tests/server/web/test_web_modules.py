@@ -117,3 +117,49 @@ async def test_pause_and_resume_promotions_and_approve_a_pending_promotion_from_
 
     decided = [e for e in ledger_rows(served.state_dir) if e["type"] == "approval.approved"]
     assert [(e["actor"], e["data"]["note"]) for e in decided] == [("alice", "read the diff, fine")]
+
+
+async def test_the_approvals_page_lists_policy_exceptions_with_their_state_and_escapes_them(
+    served: Site, tmp_path: Path
+) -> None:
+    import json
+
+    from server_kit import cli
+
+    await register(served.state_dir, tmp_path)
+    state = ["--state-dir", str(served.state_dir), "--json"]
+    hostile = "INC-7 <img src=x onerror=window.pwned=1> hotfix"
+    kept = cli(
+        "exception",
+        "grant",
+        MODULE,
+        "install_windows",
+        "--until",
+        "+2h",
+        "--reason",
+        hostile,
+        *state,
+    )
+    gone = cli(
+        "exception",
+        "grant",
+        MODULE,
+        "max_promotions_per_day",
+        "--until",
+        "+1d",
+        "--reason",
+        "release day",
+        *state,
+    )
+    kept_id, gone_id = json.loads(kept.stdout)["id"], json.loads(gone.stdout)["id"]
+    cli("exception", "revoke", gone_id, "--reason", "no longer needed", *state)
+
+    async with browser_page(served.base, "alice") as page:
+        await page.goto(f"{served.base}/approvals")
+        await page.wait_for_selector(f'tr[data-exception="{kept_id}"][data-status="ACTIVE"]')
+        cells = await page.text_content(f'tr[data-exception="{kept_id}"]')
+        assert cells is not None and "install_windows" in cells and hostile in cells, cells
+        revoked = await page.text_content(f'tr[data-exception="{gone_id}"][data-status="REVOKED"]')
+        assert revoked is not None and "no longer needed" in revoked, revoked
+        assert await page.locator("table.exceptions img").count() == 0
+        assert await page.evaluate("typeof window.pwned") == "undefined"
