@@ -4,6 +4,7 @@ sections pick them up)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["SECTIONS", "facts_of", "policy_hashes"]
@@ -19,6 +20,18 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "rollbacks": ("Rollbacks", ("module.rolled_back",)),
     "leases": ("Leases broken by a supervisor", ("lease.broken",)),
     "rebaselines": ("Prompt re-baselines", ("prompt.rebaselined",)),
+    "verifications": (
+        "Verification results",
+        ("evidence.recorded", "draft.validated", "draft.validation_failed"),
+    ),
+}
+# Sections that keep only some entries of a type: the test results the server itself produced
+# (verify_run's test_results.json; an agent's own evidence is no verification result).
+_ONLY: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "verifications": lambda e: (
+        e["type"] != "evidence.recorded"
+        or (e["data"].get("producer") == "server" and e["data"].get("name") == "test_results.json")
+    ),
 }
 
 
@@ -31,7 +44,8 @@ def facts_of(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
     for e in entries:
         for name, (_, prefixes) in SECTIONS.items():
-            if _matches(str(e["type"]), prefixes):
+            keep = _ONLY.get(name)
+            if _matches(str(e["type"]), prefixes) and (keep is None or keep(e)):
                 out[name].append(
                     {k: e[k] for k in ("seq", "ts", "actor", "type", "subject", "data")}
                 )

@@ -25,7 +25,10 @@ def _latin1(text: object, limit: int = 160) -> str:
 def _summary(fact: dict[str, Any]) -> str:
     subject = " ".join(f"{k}={v}" for k, v in sorted(fact.get("subject", {}).items()))
     data = fact.get("data", {})
-    keys = ("reason", "note", "active", "version", "from_version", "to_version", "risk", "state")
+    keys = (
+        *("reason", "note", "active", "version", "from_version", "to_version", "risk", "state"),
+        *("name", "valid", "exit_code", "isolation", "stopped_by"),
+    )
     detail = " ".join(f"{k}={json.dumps(data[k])}" for k in keys if k in data)
     return f"{subject} {detail}".strip()
 
