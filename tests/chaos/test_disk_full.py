@@ -134,7 +134,7 @@ async def test_a_full_disk_refuses_promotions_cleanly_and_loses_nothing(
         "promoted_while_full": len(promoted_full),
         "refusals_time_s": round(refused_s, 3),
         "lost_entries": 0,
-        "promoted_after_freeing": after,
+        "version_promoted_after_freeing": after,
         "blobs_before_full": blobs_before,
         "blobs_after": blobs_after,
         "verify_exit": verify.returncode,
