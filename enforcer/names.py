@@ -27,7 +27,10 @@ MAX_PATH = 1024  # characters of a path inside a module
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DRAFT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and backslashes
+# Control characters (C0, DEL, C1: a C1 CSI drives a terminal like ESC [), the line and
+# paragraph separators, the bidi embedding, override and isolate controls (a name that reads
+# other than it is: CVE-2021-42574), and backslashes.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]")
 
 
 def check_name(name: object) -> str:
@@ -76,7 +79,8 @@ def check_module_path(path: object, argument: str = "path") -> str:
     """A file's path inside a module: relative, '/'-separated, every part a real name.
 
     Refused: absolute paths, empty parts ('a//b', a trailing '/'), '.' and '..' parts,
-    backslashes and control characters, parts over 255 bytes, more than MAX_PATH characters.
+    backslashes, control characters (C0 and C1), line separators and bidi controls, parts
+    over 255 bytes, more than MAX_PATH characters.
     (Symlinks cannot appear inside a module: its files are regular files only.)
 
         check_module_path("skills/review.md")   # -> "skills/review.md"
@@ -103,7 +107,7 @@ def _path_problem(path: object) -> str | None:
     if path.startswith("/"):
         return "is absolute"
     if _UNSAFE.search(path):
-        return "contains a backslash or a control character"
+        return "contains a backslash, a control character or a bidi control"
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -20,7 +20,7 @@ from pathlib import Path
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .config import config_path as find_config
-from .errors import WritesRefusedError
+from .errors import StorageFullError, WritesRefusedError
 from .ledger import module_projection, policy_projection, projection
 from .ledger.keys import Signer
 from .ledger.log import CheckpointPolicy, Ledger
@@ -109,7 +109,11 @@ async def open_runtime(
                 except Exception as e:  # what it left is picked up by the next start
                     logger.error("could not finish background work at close: %s", e)
             if checkpoint_on_close and ledger.refusal is None:
-                with contextlib.suppress(WritesRefusedError):  # logged, and answered to writes
+                try:
                     await ledger.checkpoint()
+                except WritesRefusedError:
+                    pass  # logged, and answered to writes
+                except StorageFullError as e:  # the next start signs what is unsigned
+                    logger.error("no final checkpoint: %s", e.message)
         finally:
             await store.close()

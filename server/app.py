@@ -31,7 +31,7 @@ from opentelemetry import trace
 
 from enforcer.clock import Clock
 from enforcer.config import Config, config_path, load_config
-from enforcer.errors import NotFoundError, PhasegateError, WritesRefusedError
+from enforcer.errors import NotFoundError, PhasegateError, StorageFullError, WritesRefusedError
 from enforcer.model import Caller
 from enforcer.process.leases import HOST
 from enforcer.runtime import open_runtime
@@ -218,8 +218,12 @@ def build_server(options: ServeOptions) -> MCPServer[AppState]:
             # Before serving: compare the ledger with the newest signed checkpoint (a fault is
             # logged in one line and refuses every write; reads go on), and sign what a
             # previous process left unsigned.
-            with contextlib.suppress(WritesRefusedError):
+            try:
                 await rt.ledger.checkpoint()
+            except WritesRefusedError:
+                pass  # logged by the ledger; reads go on
+            except StorageFullError as e:  # writes will say so too; the next one signs
+                logger.error("no checkpoint at start: %s", e.message)
             enforcer = Enforcer(rt)
             await _reconcile_modules(enforcer, options)  # a crash mid-install left a path
             # What a server stopped mid-way left: bytes not yet in their files, stale copies.

@@ -9,7 +9,7 @@ from typing import Any
 
 from mcp_types import CallToolResult
 
-from enforcer.errors import LedgerFaultError, WritesRefusedError
+from enforcer.errors import LedgerFaultError, StorageFullError, WritesRefusedError
 from enforcer.ledger.verify import verify_state
 from enforcer.process.gates import shape_hint
 
@@ -117,7 +117,8 @@ async def ledger_tail(ctx: CallContext, a: LedgerTailArgs) -> dict[str, Any]:
 
 
 async def ledger_verify(ctx: CallContext, a: NoArgs) -> dict[str, Any]:
-    with contextlib.suppress(WritesRefusedError):  # refused writes: verify what is there
+    # Refused writes, or no room for a checkpoint: verify what is there.
+    with contextlib.suppress(WritesRefusedError, StorageFullError):
         await ctx.enforcer.ledger.checkpoint()  # verify up to now, against a fresh signed root
     try:
         rt = ctx.enforcer.rt

@@ -22,6 +22,7 @@ for kit_dir in (
     _HERE / "server",
     _HERE / "enforcer" / "modules",
     _HERE / "enforcer" / "policy",
+    _HERE / "server" / "web",
 ):
     if str(kit_dir) not in sys.path:
         sys.path.insert(0, str(kit_dir))

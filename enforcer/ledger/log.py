@@ -11,6 +11,7 @@ or an interval with new entries.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..clock import Clock, rfc3339
-from ..errors import WritesRefusedError
+from ..errors import StorageFullError, WritesRefusedError
 from ..store import Row, Store, Tx
 from . import checkpoint, merkle
 from .checkpoint import Checkpoint
@@ -162,9 +163,22 @@ class Ledger:
         Checks first (`check`): a ledger that does not extend what was signed is never signed
         again; that raises WritesRefusedError, and so does every write from then on. Signing
         runs under the store's ``checkpoint`` lock, so of several servers over one database one
-        signs at a time, each over the whole chain it can see once the lock is its own."""
+        signs at a time, each over the whole chain it can see once the lock is its own.
+
+        Raises StorageFullError when the disk has no room for the checkpoint's file (nothing
+        is signed; the next checkpoint covers these entries too)."""
         async with self._signing:
-            return await self.store.locked("checkpoint", lambda tx: self._sign_in(tx, True))
+            try:
+                return await self.store.locked("checkpoint", lambda tx: self._sign_in(tx, True))
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise StorageFullError(
+                    f"no space left on the disk that holds {self.checkpoints_dir}:"
+                    " no checkpoint was signed",
+                    hint="free space on that disk; the next checkpoint covers these entries",
+                    details={"cause": "storage_full"},
+                ) from e
 
     async def check(self) -> None:
         """Compare the ledger's head with the newest signed checkpoint, without signing.

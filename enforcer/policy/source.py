@@ -6,7 +6,9 @@ with the file the policy in force came from. A changed file is validated with th
 as at start (unknown keys are errors naming the key); a valid one becomes the policy in force,
 an invalid one leaves the previous policy in force and is reported (logged once, and recorded
 once per distinct content). A file that vanished or cannot be read counts as invalid: the
-policy in force stays.
+policy in force stays. So does a file that was read with content before and is empty now: that
+is what a reader sees in the middle of a truncating write (``>`` in a shell), not a wish for the
+defaults (``[policy]`` alone says that).
 
 The ledger learns of both through `notes`: in the transaction of a decision, it compares the
 policy in force with the last one the ledger recorded (the ``policy_state`` projection) and
@@ -58,6 +60,9 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_EMPTY = _digest(b"")
+
+
 class PolicySource:
     """The policy in force and the file it is re-read from (None: no file, nothing to watch)."""
 
@@ -88,6 +93,10 @@ class PolicySource:
                 return self._in_force, None
             if self._failure is not None and self._failure.file_sha256 == digest:
                 return self._in_force, self._failure
+            emptied = not data.strip() and self._file_sha256 not in (None, _EMPTY)
+        if emptied:
+            message = f"{self.path}: empty (a write in progress?); write [policy] for the defaults"
+            return self._refuse(digest, message, ())
         try:
             config = parse_config(data.decode("utf-8"), self.path)
         except UnicodeDecodeError as e:

@@ -73,6 +73,11 @@ def test_a_path_inside_the_module_is_accepted(path: str) -> None:
         "a\x1fb",
         "a\x7fb",
         "a\tb",
+        "a\x9b31mb",  # C1 control sequence introducer
+        "a\x85b",  # C1 next line
+        "a\u2028b",  # line separator
+        "\u202eevil.md",  # right-to-left override
+        "a\u2066b\u2069",  # isolates
         "\ud800.txt",  # a lone surrogate is no UTF-8
         "x" * 256,  # one part over 255 bytes
         "é" * 128,  # 256 bytes in UTF-8, 128 characters

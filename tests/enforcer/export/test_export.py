@@ -1,27 +1,73 @@
-"""The compliance export: the demo's state exports, verifies offline with only the public key,
-and every alteration is named; the PDF opens and shows the sections an auditor asks for."""
+"""The compliance export: the demo's state (with an approved promotion and the demo's
+rollback) exports, verifies offline with only the public key, and every alteration is named;
+the PDF opens and shows the sections an auditor asks for, with their rows."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pypdfium2
 import pytest
+from phasegate_testkit import NO_GATES
 from server_kit import cli
 
+from enforcer.config import Config
+from enforcer.errors import ApprovalRequiredError
 from enforcer.export.check import verify_export
 from enforcer.ledger.keys import Signer, Verifier
+from enforcer.model import Caller
+from enforcer.policy_config import PolicyConfig
+from enforcer.runtime import open_runtime
+from enforcer.service import Enforcer
+from server.demo_modules import MODULE
 
 ENVELOPE = "export.dsse.json"
 
 
+AGENT = Caller("audit-agent", instance="export-test")
+
+
+async def _awaiting_approval(state: Path) -> str:
+    """A promotion of the demo's module that waits for a person (nothing is auto-approved
+    here): the approval request's id. The demo itself promotes a LOW change without one."""
+    config = Config(gates=NO_GATES, policy=PolicyConfig(auto_approve=[]))
+    async with open_runtime(state, config=config) as rt:
+        m = Enforcer(rt).modules
+        await Enforcer(rt).task_start(AGENT, "an approved change", "T-audit")
+        draft = (await m.draft_create(AGENT, "T-audit", MODULE, await _newest(m)))["draft"]
+        await m.draft_write(AGENT, draft, "review.md", "# Review\n\nRead it twice.\n")
+        assert (await m.draft_validate(AGENT, draft))["state"] == "VALIDATED"
+        with pytest.raises(ApprovalRequiredError) as asked:
+            await m.draft_promote(AGENT, draft)
+        return str(asked.value.details["approval"]["id"])
+
+
+async def _newest(m: Any) -> int:
+    return int((await m.module_versions(MODULE))["newest"])
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's state (it rolls its module back), a promotion a supervisor approved, and a
+    pause and resume."""
     state = tmp_path_factory.mktemp("export") / "state"
     cli("demo", "--state-dir", str(state))
+    request = asyncio.run(_awaiting_approval(state))
+    cli(
+        "approve",
+        request,
+        "--note",
+        "read the diff",
+        "--actor",
+        "auditor",
+        "--state-dir",
+        str(state),
+    )
     cli("pause", "--reason", "audit window", "--state-dir", str(state))
     cli("resume", "--reason", "audit over", "--state-dir", str(state))
     return state
@@ -131,6 +177,12 @@ def test_the_pdf_opens_and_shows_the_sections_an_auditor_asks_for(
     text = "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
     for heading in ("Approvals", "Rollbacks", "Promotions", "Freeze and pause history"):
         assert heading in text, text
+    # The sections have rows, not only their headings: the approval and the demo's rollback.
+    lines = text.splitlines()
+    for heading, row in (("Approvals (1)", "approval.approved"), ("Rollbacks (1)", "rolled_back")):
+        first = lines[lines.index(heading) + 1]
+        assert row in first and first.startswith("#"), (heading, first)
+    assert "auditor approval.approved" in text and 'note="read the diff"' in text
     assert 'reason="audit window"' in text and "Verification at export: OK" in text
 
 

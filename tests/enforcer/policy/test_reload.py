@@ -120,3 +120,16 @@ async def test_every_decision_entry_names_a_policy_the_ledger_recorded(tmp_path:
         assert seen == DECISIONS - {"approval.approved", "approval.refused"}
         assert len(known) == 2
         assert await w.e.replay_equals_store()
+
+
+async def test_an_emptied_file_is_a_write_in_progress_and_keeps_the_policy(tmp_path: Path) -> None:
+    async with policy_world(tmp_path, LOCKED) as w:
+        m = w.e.modules
+        draft = (await m.draft_create(ALICE, "T1", "skills"))["draft"]
+        in_force = (await refusal(m.draft_write(ALICE, draft, "SKILL.md", "# x\n"))).details[
+            "policy_set_hash"
+        ]
+        w.config.write_bytes(b"")  # what a reader sees right after a truncating write began
+        err = await refusal(m.draft_write(ALICE, draft, "SKILL.md", "# y\n"))
+        assert err.code == "POLICY_DENIED" and err.details["policy_set_hash"] == in_force
+        assert "empty" in (await w.ledger("policy.reload_failed"))[-1].data["error"]
