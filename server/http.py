@@ -105,9 +105,16 @@ def http_app(
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port); port 0 lets the system pick a free one."""
+    """A listening TCP socket on (host, port); port 0 lets the system pick a free one.
+
+    With TCP_NODELAY, which the connections it accepts inherit: asyncio sets it only on sockets
+    whose protocol number says TCP, and `create_server` leaves that 0, so without it every
+    answer on a kept-alive connection waited out the client's delayed ACK (44 ms per call
+    here instead of 4.5)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=2048)
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def endpoint(sock: socket.socket) -> str:

@@ -118,3 +118,19 @@ async def test_a_body_over_the_http_cap_is_413_and_the_server_keeps_serving(
         with pytest.raises(MCPError):
             await op.call_tool("evidence_put", huge)
         assert ok(await op.call_tool("evidence_list", {"task": "H2"})) == {"evidence": []}
+
+
+def test_connections_the_server_accepts_send_without_waiting_for_acks() -> None:
+    """TCP_NODELAY on every accepted connection: otherwise each answer on a kept-alive
+    connection waits out the client's delayed ACK (tens of milliseconds per call)."""
+    import socket
+
+    from server.http import listen
+
+    with (
+        listen("127.0.0.1", 0) as server,
+        socket.create_connection(server.getsockname()[:2]),
+    ):
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
