@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from ledger_kit import tampering
 from module_kit import FIRST_DRAFT, draft_for, register
 from opentelemetry.sdk.trace import TracerProvider
@@ -137,6 +139,37 @@ async def test_an_invalid_call_names_its_first_problem_and_lists_them_all_in_ord
     assert all(set(p) == {"argument", "problem", "message"} for p in problems)
     assert error["message"].startswith("evidence_put: task: ")
     assert error["hint"] == "evidence_put takes task, name, content, fencing_token"
+
+
+async def test_an_invalid_call_reports_at_most_ten_problems(
+    state_dir: Path, sample_project: Path
+) -> None:
+    unknown = {f"extra{i:02d}": i for i in range(12)}  # within the bounds, each one forbidden
+    async with memory_client(state_dir, make_config(sample_project)) as c:
+        result = await c.call_tool("task_list", unknown)
+    problems = refusal(result, "INVALID_ARGUMENT")["details"]["problems"]
+    assert [p["argument"] for p in problems] == [f"extra{i:02d}" for i in range(10)]
+    assert {p["problem"] for p in problems} == {"extra_forbidden"}
+
+
+async def test_unreadable_controls_are_logged_once_however_many_calls_they_refuse(
+    state_dir: Path, sample_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = state_dir / "phasegate.db"
+    async with memory_client(state_dir, make_config(sample_project)) as c:
+        ok(await c.call_tool("task_start", {"title": "t", "task": "T1"}))
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("ALTER TABLE controls RENAME TO gone")
+            with caplog.at_level("ERROR", logger="server.router"):
+                for _ in range(3):
+                    error = refusal(await c.call_tool("lease_acquire", {"task": "T1"}), "FROZEN")
+                    assert error["details"] == {"cause": "controls"}
+        finally:
+            conn.execute("ALTER TABLE gone RENAME TO controls")
+            conn.close()
+    logged = [r for r in caplog.records if r.name == "server.router"]
+    assert [r.getMessage().startswith("controls unreadable") for r in logged] == [True]
 
 
 async def test_the_span_of_a_call_names_its_task_only_when_the_task_exists(
