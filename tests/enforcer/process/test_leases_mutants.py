@@ -21,7 +21,7 @@ from enforcer.config import Config, LeaseConfig
 from enforcer.errors import InvalidArgumentError, LeaseHeldError, StaleTokenError
 from enforcer.ledger.ops import Ops
 from enforcer.model import Caller
-from enforcer.process.leases import LeaseRow
+from enforcer.process.leases import LeaseRow, pid_alive
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = Config(leases=LeaseConfig(ttl_s=60))
@@ -185,6 +185,32 @@ async def test_asking_whether_a_holder_lives_never_signals_it(tmp_path: Path) ->
         live.wait(timeout=30)
         assert live.stdin is not None
         live.stdin.close()
+
+
+def test_a_process_this_one_may_not_signal_is_alive() -> None:
+    """A holder's process owned by another user cannot be signalled (EPERM), but it exists: its
+    lease is not taken over. As root every process may be signalled, so a child that gave up
+    root asks about pid 1 (init, root's)."""
+    if os.geteuid() != 0:
+        with pytest.raises(PermissionError):
+            os.kill(1, 0)
+        assert pid_alive(1)
+        return
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status only
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)  # nobody
+            try:
+                os.kill(1, 0)
+                code = 3  # not the case under test
+            except PermissionError:
+                code = 0 if pid_alive(1) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 async def test_implicit_and_explicit_grants_say_which_and_what_they_took_over(
