@@ -31,6 +31,7 @@ from server_kit import (
     refusal,
 )
 
+from enforcer.config import ActorConfig
 from enforcer.ledger import checkpoint
 from enforcer.model import Caller
 from enforcer.phases import ORDER, Phase
@@ -139,6 +140,20 @@ async def test_an_invalid_call_names_its_first_problem_and_lists_them_all_in_ord
     assert all(set(p) == {"argument", "problem", "message"} for p in problems)
     assert error["message"].startswith("evidence_put: task: ")
     assert error["hint"] == "evidence_put takes task, name, content, fencing_token"
+
+
+async def test_a_forbidden_call_lists_what_the_caller_may_call_naming_no_task(
+    state_dir: Path, sample_project: Path
+) -> None:
+    """The hint of FORBIDDEN names the tools the caller's role may call on no task: the reads
+    (and task_start, for a role that may start tasks)."""
+    config = make_config(sample_project, actors={"vic": ActorConfig(role="viewer")})
+    async with memory_client(state_dir, config, actor="vic") as viewer:
+        error = refusal(await viewer.call_tool("task_start", {"title": "no"}), "FORBIDDEN")
+    assert error["details"] == {"role": "viewer", "required": "operator"}
+    listed = error["hint"].removeprefix("tools you may call: ").split(", ")
+    assert {"task_list", "ledger_tail", "ledger_verify", "controls_status"} <= set(listed)
+    assert "task_start" not in listed
 
 
 async def test_an_invalid_call_reports_at_most_ten_problems(
