@@ -156,19 +156,22 @@ async def test_every_result_written_by_the_agent_is_named_not_only_the_first(
     assert set(report.required) == RESERVED_SERVER_ARTIFACTS and len(report.required) > 1
 
 
-async def test_a_record_from_any_other_epoch_counts_as_missing(verified: Enforcer) -> None:
-    """Only the task's current epoch counts: a row claiming a later epoch (no move makes one;
-    a damaged projection could) is refused like an older one."""
+@pytest.mark.parametrize("offset", [-1, 1], ids=["older", "later"])
+async def test_a_record_from_any_other_epoch_counts_as_missing(
+    verified: Enforcer, offset: int
+) -> None:
+    """Only the task's current epoch counts, and every stale record is named: older ones (a
+    backtrack made them stale) and a later one (no move makes one; a damaged projection could)."""
     epoch = (await verified.task_status("T1")).task.epoch
-    _set(verified, "test_results.json", "epoch", epoch + 1)
+    for name in RESERVED_SERVER_ARTIFACTS:
+        _set(verified, name, "epoch", epoch + offset)
     report = await _gate(verified)
-    assert report.problems == (
-        GateProblem(
-            "test_results.json",
-            "EVIDENCE_MISSING",
-            f"recorded in epoch {epoch + 1}; the task is at epoch {epoch} after a backtrack:"
-            " record it again",
-        ),
+    reason = (
+        f"recorded in epoch {epoch + offset}; the task is at epoch {epoch} after a backtrack:"
+        " record it again"
+    )
+    assert report.problems == tuple(
+        GateProblem(name, "EVIDENCE_MISSING", reason) for name in report.required
     )
 
 
@@ -188,6 +191,7 @@ async def test_read_evidence_returns_each_column_in_its_field(verified: Enforcer
     """Every field of the record read is the column of that name, read by name through a
     separate connection (a server-run result: every column differs from its neighbours)."""
     e = verified
+    _set(e, "test_results.json", "valid", 0)  # a false verdict beside a non-empty problems column
     rec = await e.store.read(lambda tx: read_evidence(tx, "T1", "VERIFY", "test_results.json"))
     missing = await e.store.read(lambda tx: read_evidence(tx, "T1", "VERIFY", "x.md"))
     conn = sqlite3.connect(e.store.path)
@@ -203,7 +207,7 @@ async def test_read_evidence_returns_each_column_in_its_field(verified: Enforcer
     assert dataclasses.asdict(rec) == {
         f.name: row[f.name] for f in dataclasses.fields(EvidenceRecord)
     } | {"valid": bool(row["valid"]), "problems": tuple(json.loads(row["problems"]))}
-    assert (rec.producer, rec.valid, rec.phase) == ("server", True, "VERIFY")
+    assert (rec.producer, rec.valid, rec.phase) == ("server", False, "VERIFY")
     assert rec.subject_sha256 is not None and rec.subject_sha256 != rec.sha256
 
 
