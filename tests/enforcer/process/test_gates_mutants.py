@@ -35,6 +35,10 @@ def test_one_passing_test_is_enough() -> None:
     assert check_artifact("test_results.json", results(passed=0)) == ["no test passed"]
 
 
+def test_a_run_killed_by_a_signal_fails_on_its_negative_exit_code() -> None:
+    assert check_artifact("test_results.json", results(exit_code=-9)) == ["exit code -9"]
+
+
 def test_a_schema_problem_names_its_field_or_the_document_itself() -> None:
     assert check_artifact("test_results.json", results(passed="3")) == [
         "passed: Input should be a valid integer"
@@ -65,6 +69,15 @@ def test_only_the_acceptance_criteria_section_is_read_for_its_items() -> None:
     ]
     nested = "## Acceptance Criteria\nprose\n### Core\n- it adds\n## Notes\n"
     assert check_artifact("spec.md", nested.encode()) == []
+
+
+def test_a_code_fence_ends_and_the_document_goes_on() -> None:
+    fenced = "```\n# not a heading\n```\n## Acceptance Criteria\n- it adds\n"
+    assert check_artifact("spec.md", fenced.encode()) == []
+    inside = "## Acceptance Criteria\n```\n- code, not an item\n```\n"
+    assert check_artifact("spec.md", inside.encode()) == [
+        "heading 'Acceptance Criteria' has no list item under it"
+    ]
 
 
 @pytest.mark.parametrize(
