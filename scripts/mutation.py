@@ -192,7 +192,16 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "enforcer/policy/engine.py",
-        ("tests/enforcer/policy/test_path_rules.py", "tests/enforcer/policy/test_dry_run.py"),
+        # Every decision point goes through the engine: the path rules, the daily limit, the
+        # exceptions, the approvals, the install windows and the rollback window (reloading).
+        (
+            "tests/enforcer/policy/test_path_rules.py",
+            "tests/enforcer/policy/test_dry_run.py",
+            "tests/enforcer/policy/test_limits.py",
+            "tests/enforcer/policy/test_exceptions.py",
+            "tests/enforcer/policy/test_approvals.py",
+            "tests/enforcer/policy/test_reload.py",
+        ),
         strict=False,
     ),
     Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",), strict=False),
