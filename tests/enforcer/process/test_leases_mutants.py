@@ -17,10 +17,16 @@ import pytest
 from phasegate_testkit import ALICE, BOB, enforcer_at, entries
 
 from enforcer.clock import ManualClock, rfc3339
-from enforcer.config import Config, LeaseConfig
-from enforcer.errors import InvalidArgumentError, LeaseHeldError, StaleTokenError
+from enforcer.config import Config, GateConfig, LeaseConfig
+from enforcer.errors import (
+    InvalidArgumentError,
+    LeaseHeldError,
+    LeaseRequiredError,
+    StaleTokenError,
+)
 from enforcer.ledger.ops import Ops
 from enforcer.model import Caller
+from enforcer.phases import ORDER, Phase
 from enforcer.process.leases import LeaseRow, pid_alive
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -258,3 +264,39 @@ async def test_a_lease_is_over_at_its_expiry_instant(tmp_path: Path) -> None:
             await e.lease_acquire(BOB, "T1")
         clock.advance(1)  # exactly the TTL: expires_at == now, the lease is over
         assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
+
+
+# No gate anywhere: a task reaches DONE by advancing, and DONE's lease row never exists (the
+# move into DONE grants none).
+UNGATED = Config(
+    leases=LeaseConfig(ttl_s=60),
+    gates={p.value: GateConfig(artifacts=[]) for p in ORDER if p is not Phase.DONE},
+)
+
+
+async def test_a_phase_with_no_lease_row_has_nothing_to_renew_or_release_and_is_free(
+    tmp_path: Path,
+) -> None:
+    async with enforcer_at(tmp_path, UNGATED, ManualClock(START)) as e:
+        await e.task_start(ALICE, "t", "T1")
+        while (await e.task_status("T1")).task.phase is not Phase.DONE:
+            await e.phase_advance(ALICE, "T1")
+        rows = await e.store.read(
+            lambda tx: tx.all("SELECT phase FROM leases WHERE task = 'T1' AND phase = 'DONE'")
+        )
+        assert rows == []
+        before = await entries(e)
+        with pytest.raises(LeaseRequiredError) as raised:
+            await e.lease_renew(ALICE, "T1")
+        assert raised.value.code == "LEASE_REQUIRED"
+        assert raised.value.message == "no lease on T1 DONE to renew"
+        assert await e.lease_release(ALICE, "T1") == {
+            "task": "T1",
+            "phase": "DONE",
+            "released": False,
+        }
+        assert await entries(e) == before  # neither wrote anything
+        granted = await e.lease_acquire(BOB, "T1")
+        assert (granted.holder, granted.fencing_token, granted.active) == ("bob/b1", 1, True)
+        (acquired,) = (await entries(e))[len(before) :]
+        assert acquired.type == "lease.acquired" and "takeover" not in acquired.data
