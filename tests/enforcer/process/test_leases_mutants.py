@@ -300,3 +300,37 @@ async def test_a_phase_with_no_lease_row_has_nothing_to_renew_or_release_and_is_
         assert (granted.holder, granted.fencing_token, granted.active) == ("bob/b1", 1, True)
         (acquired,) = (await entries(e))[len(before) :]
         assert acquired.type == "lease.acquired" and "takeover" not in acquired.data
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["active", "expired"])
+async def test_a_move_never_takes_the_next_phase_from_another_live_holder(
+    tmp_path: Path, expired: bool
+) -> None:
+    """No tool lets an agent hold a phase the task is not in, but a race between a move and an
+    acquire could leave one: here bob's lease on SPEC is granted through the real lease rules
+    while the task is still in STRATEGIZE. alice's move to SPEC then leaves bob's live lease
+    alone (she gets none); an expired one is hers, with the next token."""
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, UNGATED, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.leasing.work.transact(
+            BOB, lambda tx, ops: e.leases.acquire(tx, ops, "T1", "SPEC", 600)
+        )
+        if expired:
+            await e.lease_renew(ALICE, "T1", ttl_s=3600)  # alice's own lease outlives bob's
+            clock.advance(601)
+        moved = await e.phase_advance(ALICE, "T1")
+        assert moved.task.phase is Phase.SPEC
+        advanced = [x for x in await entries(e, "T1") if x.type == "phase.advanced"][-1]
+        assert advanced.data["released_token"] == 1
+        status = await e.task_status("T1")
+        assert status.lease is not None
+        if expired:
+            assert advanced.data["lease"]["token"] == 2
+            assert (status.lease.holder, status.lease.fencing_token) == ("alice/a1", 2)
+        else:
+            assert advanced.data["lease"] is None
+            assert (status.lease.holder, status.lease.fencing_token) == ("bob/b1", 1)
+            with pytest.raises(LeaseHeldError):
+                await e.evidence_put(ALICE, "T1", "notes.md", "- x\n")
+        assert await e.replay_equals_store()
