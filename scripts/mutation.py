@@ -201,6 +201,7 @@ TARGETS: tuple[Target, ...] = (
             "tests/enforcer/policy/test_exceptions.py",
             "tests/enforcer/policy/test_approvals.py",
             "tests/enforcer/policy/test_reload.py",
+            "tests/enforcer/policy/test_engine_mutants.py",
         ),
         strict=False,
     ),
