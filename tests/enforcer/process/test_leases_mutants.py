@@ -327,6 +327,7 @@ async def test_a_move_never_takes_the_next_phase_from_another_live_holder(
         assert status.lease is not None
         if expired:
             assert advanced.data["lease"]["token"] == 2
+            assert advanced.data["lease"]["implicit"] is True  # granted by the move, not asked
             assert (status.lease.holder, status.lease.fencing_token) == ("alice/a1", 2)
         else:
             assert advanced.data["lease"] is None
