@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from policy_kit import ALICE, policy_world, refusal
+from policy_kit import ALICE, heading, policy_world, refusal, write_config
 
 from enforcer.policy.engine import duration
 
@@ -65,3 +65,27 @@ async def test_an_edit_on_ruled_paths_names_the_first_and_counts_the_rest(
     assert "more path(s)" not in one.message
     # An edit is refused before it lands: the advice is to leave the paths out.
     assert several.hint.startswith("leave these paths out of the draft;")
+
+
+async def test_a_limit_lowered_below_the_days_count_still_names_every_count_over_it(
+    tmp_path: Path,
+) -> None:
+    """A reload may lower the daily limit below what was already used today: an actor (or a
+    module) past the new limit is over it too, not only one exactly at it."""
+    async with policy_world(tmp_path, "[policy]\nmax_promotions_per_day = 3\n") as w:
+        await w.register("tools")
+        await w.promoted({"a.md": heading("a")})
+        await w.promoted({"b.md": heading("b")})
+        await w.promoted({"a.md": heading("a")}, module="tools")
+        write_config(w.config, "[policy]\nmax_promotions_per_day = 1\n")
+        on_tools = await refusal(
+            w.e.modules.draft_promote(ALICE, await w.draft({"c.md": heading("c")}, module="tools"))
+        )
+        on_skills = await refusal(
+            w.e.modules.draft_promote(ALICE, await w.draft({"c.md": heading("c")}))
+        )
+    for err in (on_tools, on_skills):
+        assert err.code == "POLICY_DENIED" and err.details["rules"] == ["max_promotions_per_day"]
+        assert err.details["limits"]["actor"] == {"actor": "alice", "used": 3, "left": 0}
+    assert "module tools has had 1 and alice has made 3 promotion(s)" in on_tools.message
+    assert "module skills has had 2 and alice has made 3 promotion(s)" in on_skills.message
