@@ -188,7 +188,12 @@ TARGETS: tuple[Target, ...] = (
         "enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",), strict=False
     ),
     Target(
-        "enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",), strict=False
+        "enforcer/policy/approvals.py",
+        (
+            "tests/enforcer/policy/test_approvals_mutants.py",
+            "tests/enforcer/policy/test_approvals.py",
+        ),
+        strict=False,
     ),
     Target(
         "enforcer/policy/engine.py",
