@@ -23,7 +23,7 @@ import argparse
 import asyncio
 import hashlib
 import random
-import socket
+import re
 import statistics
 import subprocess
 import sys
@@ -95,21 +95,25 @@ async def build_state(state_dir: Path, tasks: int, diff_lines: int) -> None:
         await e.evidence_put(me, DIFF_TASK, "git_diff.patch", generated_diff(diff_lines))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_UI_URL = re.compile(r"phasegate ui: (http://[^/\s]+)/")
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+def start_ui(state: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`phasegate ui` on port 0 over `state`, and its base URL once it is bound: read back from
+    the line it prints (no port looked up first, which another process could take)."""
+    argv = [sys.executable, "-m", "server.cli", "ui", "--state-dir", str(state), "--port", "0"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        found = _UI_URL.search(log.read_text(errors="replace"))
+        if found:
+            return proc, found.group(1)
         if proc.poll() is not None:
-            raise SystemExit("phasegate ui exited early")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            raise SystemExit(f"phasegate ui exited early: {log.read_text()[-2000:]}")
         time.sleep(0.05)
+    proc.terminate()
+    proc.wait(timeout=10)
     raise SystemExit("phasegate ui did not listen in time")
 
 
@@ -199,22 +203,17 @@ def main() -> int:
             f"state: {args.tasks} tasks, a {args.diff_lines}-line diff"
             f" (built in {time.monotonic() - started:.1f} s)"
         )
-        port = free_port()
-        argv = [sys.executable, "-m", "server.cli", "ui", "--state-dir", str(state)]
-        log = (Path(tmp) / "ui.log").open("wb")
-        proc = subprocess.Popen([*argv, "--port", str(port)], stdout=log, stderr=log)
+        proc, base = start_ui(state, Path(tmp) / "ui.log")
         try:
-            wait_listening(port, proc)
             pages = {
                 "empty": "/signin",  # the floor: a near-empty page of this server in a new tab
                 "board": "/",
                 "diff": f"/tasks/{DIFF_TASK}/evidence/IMPLEMENT/git_diff.patch/diff",
             }
-            results = asyncio.run(measure(f"http://127.0.0.1:{port}", pages, args.runs))
+            results = asyncio.run(measure(base, pages, args.runs))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-            log.close()
     missed = False
     diff_runs = results["diff"]
     actions = {k: statistics.median(r[k] for r in diff_runs) for k in ("split", "search", "fold")}

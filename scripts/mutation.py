@@ -188,11 +188,26 @@ TARGETS: tuple[Target, ...] = (
         "enforcer/modules/sandbox.py", ("tests/enforcer/modules/test_sandbox.py",), strict=False
     ),
     Target(
-        "enforcer/policy/approvals.py", ("tests/enforcer/policy/test_approvals.py",), strict=False
+        "enforcer/policy/approvals.py",
+        (
+            "tests/enforcer/policy/test_approvals_mutants.py",
+            "tests/enforcer/policy/test_approvals.py",
+        ),
+        strict=False,
     ),
     Target(
         "enforcer/policy/engine.py",
-        ("tests/enforcer/policy/test_path_rules.py", "tests/enforcer/policy/test_dry_run.py"),
+        # Every decision point goes through the engine: the path rules, the daily limit, the
+        # exceptions, the approvals, the install windows and the rollback window (reloading).
+        (
+            "tests/enforcer/policy/test_path_rules.py",
+            "tests/enforcer/policy/test_dry_run.py",
+            "tests/enforcer/policy/test_limits.py",
+            "tests/enforcer/policy/test_exceptions.py",
+            "tests/enforcer/policy/test_approvals.py",
+            "tests/enforcer/policy/test_reload.py",
+            "tests/enforcer/policy/test_engine_mutants.py",
+        ),
         strict=False,
     ),
     Target("enforcer/policy/paths.py", ("tests/enforcer/policy/test_paths.py",), strict=False),

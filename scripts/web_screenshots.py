@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_web import CHROMIUM, GATES, free_port, generated_diff, wait_listening
+from bench_web import CHROMIUM, GATES, generated_diff, start_ui
 
 from enforcer.config import load_config
 from enforcer.model import Caller
@@ -122,12 +122,9 @@ def main() -> int:
             f'[actors.alice]\nrole = "admin"\ntoken_sha256 = "{digest}"\n'
         )
         asyncio.run(build(state))
-        port = free_port()
-        argv = [sys.executable, "-m", "server.cli", "ui", "--state-dir", str(state)]
-        proc = subprocess.Popen([*argv, "--port", str(port)], stderr=subprocess.DEVNULL)
+        proc, base = start_ui(state, Path(tmp) / "ui.log")
         try:
-            wait_listening(port, proc)
-            asyncio.run(shoot(f"http://127.0.0.1:{port}", out))
+            asyncio.run(shoot(base, out))
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -117,10 +117,16 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def page_url(sock: socket.socket) -> str:
+    """The base URL (ending in /) a browser reaches through `sock`, with the port actually
+    bound."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
 def endpoint(sock: socket.socket) -> str:
     """The /mcp URL a client reaches through `sock` (with the port actually bound)."""
-    host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/mcp"
+    return f"{page_url(sock)}mcp"
 
 
 def run_http(

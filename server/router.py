@@ -138,10 +138,7 @@ def _validation_error(spec: ToolSpec, e: ValidationError) -> InvalidArgumentErro
         }
         for err in e.errors(include_input=False, include_url=False)
     ][:10]
-    fields = {
-        name: (f.annotation.__name__ if isinstance(f.annotation, type) else str(f.annotation))
-        for name, f in spec.args.model_fields.items()
-    }
+    fields = list(spec.args.model_fields)  # the hint names them; their types are in the schema
     first = problems[0] if problems else {"argument": "$", "message": "invalid"}
     return InvalidArgumentError(
         f"{spec.name}: {first['argument']}: {first['message']}",

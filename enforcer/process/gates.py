@@ -138,7 +138,7 @@ def _diff(data: bytes) -> list[str]:
         patch = PatchSet(text)
     except (UnidiffParseError, ValueError, IndexError) as e:
         return [f"not a unified diff: {e}"]
-    if len(patch) == 0 or not any(len(f) > 0 for f in patch):
+    if not any(len(f) > 0 for f in patch):  # no file (an empty patch), or none with a hunk
         return ["the diff changes nothing (no file with a hunk)"]
     return []
 

@@ -56,11 +56,16 @@ def _ui(args: argparse.Namespace) -> int:
     app = web_app(lambda: opened[0] if opened else None, lifespan=lifespan)
     import uvicorn
 
-    host, port = args.host, args.port
-    print(f"phasegate ui: http://{host}:{port}/  (state {args.state_dir})", file=sys.stderr)
+    from ..http import listen, page_url
+
+    # Bound before serving and printed with the port actually bound: with --port 0 the line
+    # is how a supervisor or a test learns the port, without looking one up first.
+    sock = listen(args.host, args.port)
+    print(f"phasegate ui: {page_url(sock)}  (state {args.state_dir})", file=sys.stderr, flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+        served = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+        uvicorn.Server(served).run(sockets=[sock])
     return EXIT_OK
 
 
@@ -69,5 +74,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "ui", parents=[common], help="serve the supervisor's web page for a state directory"
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0: any free one, printed)",
+    )
     p.set_defaults(handler=_ui)

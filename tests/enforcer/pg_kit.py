@@ -3,7 +3,13 @@
 `initdb` refuses to run as root, so as root every server command runs as the ``postgres`` user
 (``runuser -u postgres --``) in a temporary directory that user owns; as anyone else it runs as
 that user. The server listens on a unix socket in that directory only (or, with ``tcp=True``,
-on 127.0.0.1 at a free port too), and `Cluster.stop` stops it and removes the directory.
+on 127.0.0.1 too), and `Cluster.stop` stops it and removes the directory.
+
+No port is looked up for the socket: the directory is the cluster's own, so the port only names
+the socket file in it (``.s.PGSQL.5432``) and nothing else can take it. PostgreSQL cannot bind
+TCP port 0 and report it, so with ``tcp=True`` a candidate port is tried and, if another process
+took it first (the server log says "Address already in use"), another, a bounded number of
+times.
 
     with running_cluster() as cluster:
         url = cluster.url()          # postgresql://postgres@/postgres?host=/tmp/...&port=...
@@ -54,7 +60,15 @@ def find_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
+# The unix socket's port: only a file name inside the cluster's private directory.
+SOCKET_PORT = 5432
+# TCP ports tried before giving up, when each was taken between the look-up and the bind.
+TCP_ATTEMPTS = 5
+
+
+def _candidate_port() -> int:
+    """A TCP port that was free a moment ago (another process may take it before the server
+    binds it: `Cluster.start` retries then)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -102,6 +116,19 @@ class Cluster:
         )
         if done.returncode != 0:
             raise PgUnavailable(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
+        for attempt in range(1, TCP_ATTEMPTS + 1):
+            if self.tcp:
+                self.port = _candidate_port()
+            failure = self._start_server(settings)
+            if failure is None:
+                return
+            if not (self.tcp and "Address already in use" in failure) or attempt == TCP_ATTEMPTS:
+                raise PgUnavailable(f"pg_ctl start failed: {failure}")
+
+    def _start_server(self, settings: dict[str, str] | None) -> str | None:
+        """Start the server on `self.port`; None, or why it did not start (with the log)."""
+        log = self.root / "server.log"
+        log.unlink(missing_ok=True)  # a failed attempt's lines must not explain the next one
         options = {
             "listen_addresses": "'127.0.0.1'" if self.tcp else "''",
             "unix_socket_directories": f"'{self.root}'",
@@ -115,7 +142,7 @@ class Cluster:
             "-D",
             str(self.data),
             "-l",
-            str(self.root / "server.log"),
+            str(log),
             "-o",
             opts,
             "-w",
@@ -124,10 +151,10 @@ class Cluster:
             "start",
             timeout=90,
         )
-        if done.returncode != 0:
-            log = self.root / "server.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise PgUnavailable(f"pg_ctl start failed: {done.stderr.strip()} {tail}")
+        if done.returncode == 0:
+            return None
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        return f"{done.stderr.strip()} {tail}"
 
     def stop(self) -> None:
         try:
@@ -157,7 +184,7 @@ def running_cluster(
                 raise PgUnavailable("running as root and there is no postgres user") from e
             os.chown(root, user.pw_uid, user.pw_gid)
         os.chmod(root, 0o755)
-        cluster = Cluster(root, root / "data", bindir, _free_port(), tcp, as_postgres)
+        cluster = Cluster(root, root / "data", bindir, SOCKET_PORT, tcp, as_postgres)
         cluster.start(settings)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

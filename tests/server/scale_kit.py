@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
-from server_kit import REPO, free_port, wait_until
+from server_kit import REPO, wait_until
 
 from enforcer.phases import ORDER, Phase
 
@@ -56,12 +57,16 @@ def scale_toml(
     return "\n".join(lines)
 
 
-def _listening(port: int) -> bool:
-    import socket
+_LISTENING = re.compile(r"phasegate: listening on (http://\S+/mcp)")
 
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+
+def _printed_url(log: Path, start: int) -> str | None:
+    """The /mcp URL a server started with --port 0 printed once bound (only what it wrote to
+    `log` after byte `start`: a log may be appended to by an earlier server)."""
+    with log.open("rb") as f:
+        f.seek(start)
+        found = _LISTENING.search(f.read().decode(errors="replace"))
+    return found.group(1) if found else None
 
 
 @dataclass
@@ -81,21 +86,28 @@ def http_servers(state: Path, url: str | None, count: int, log_dir: Path) -> Ite
     """`count` HTTP servers on loopback over `url` (None: SQLite in `state`), sharing `state`;
     stopped at the end."""
     procs: list[subprocess.Popen[bytes]] = []
-    ports = [free_port() for _ in range(count)]
     logs = [log_dir / f"server-{i}.log" for i in range(count)]
+    starts = [log.stat().st_size if log.exists() else 0 for log in logs]
     try:
-        for port, log in zip(ports, logs, strict=True):
+        for log in logs:
             with log.open("ab") as out:
                 argv = [sys.executable, "-m", "server.cli", "serve", "--http"]
-                argv += ["--host", "127.0.0.1", "--port", str(port), "--state-dir", str(state)]
+                argv += ["--host", "127.0.0.1", "--port", "0", "--state-dir", str(state)]
                 argv += [] if url is None else ["--store", url]
                 procs.append(
                     subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=out, env=dict(os.environ))
                 )
-        for proc, port, log in zip(procs, ports, logs, strict=True):
-            wait_until(lambda p=proc, n=port: p.poll() is not None or _listening(n), 60, "a port")
-            assert proc.poll() is None, log.read_text()[-3000:]
-        yield Fleet(procs, [f"http://127.0.0.1:{p}/mcp" for p in ports], logs)
+        urls: list[str] = []
+        for proc, log, start in zip(procs, logs, starts, strict=True):
+            wait_until(
+                lambda p=proc, f=log, n=start: p.poll() is not None or bool(_printed_url(f, n)),
+                60,
+                "a server to print the port it bound",
+            )
+            printed = _printed_url(log, start)
+            assert proc.poll() is None and printed, log.read_text()[-3000:]
+            urls.append(printed)
+        yield Fleet(procs, urls, logs)
     finally:
         for proc in procs:
             if proc.poll() is None:

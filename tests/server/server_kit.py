@@ -288,15 +288,6 @@ def http_serving(state_dir: Path, log: Path, *extra: str) -> Iterator[str]:
         yield found[0]
 
 
-def free_port() -> int:
-    """A port that was free a moment ago. Racy: another process can take it before the server
-    binds it. Use `http_serving` (port 0, read back) or `refusing_port`; this stays only until
-    the branches that still call it (the web page's kit) move over."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def refusing_port() -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs: bound, never

@@ -144,7 +144,7 @@ async def test_an_internal_failure_reading_an_existing_task_is_journaled_under_t
     assert journal(state_dir, None) == []
     rejected = ledger_rows(state_dir)[-1]
     assert rejected["type"] == "tool.rejected" and rejected["subject"] == {"task": "J3"}
-    assert error["details"]["correlation_id"]
+    assert re.fullmatch(r"[0-9a-f]{16}", error["details"]["correlation_id"])  # 8 random bytes
 
 
 async def test_concurrent_calls_each_append_one_whole_line(state_dir: Path, config: Config) -> None:

@@ -17,11 +17,17 @@ import pytest
 from phasegate_testkit import ALICE, BOB, enforcer_at, entries
 
 from enforcer.clock import ManualClock, rfc3339
-from enforcer.config import Config, LeaseConfig
-from enforcer.errors import InvalidArgumentError, LeaseHeldError, StaleTokenError
+from enforcer.config import Config, GateConfig, LeaseConfig
+from enforcer.errors import (
+    InvalidArgumentError,
+    LeaseHeldError,
+    LeaseRequiredError,
+    StaleTokenError,
+)
 from enforcer.ledger.ops import Ops
 from enforcer.model import Caller
-from enforcer.process.leases import LeaseRow
+from enforcer.phases import ORDER, Phase
+from enforcer.process.leases import LeaseRow, pid_alive
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = Config(leases=LeaseConfig(ttl_s=60))
@@ -170,8 +176,24 @@ async def test_a_lease_of_a_dead_process_with_a_greater_pid_is_taken_over(tmp_pa
         assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
 
 
+# A holder that records every catchable signal it receives, and says which once its stdin
+# closes (a signal sent before the close is handled before the read sees the end).
+_RECORDER = """
+import signal, sys
+got = []
+for n in range(1, signal.NSIG):
+    if n not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(n, lambda s, f: got.append(s))
+        except (OSError, ValueError):
+            pass
+sys.stdin.read()
+print(got)
+"""
+
+
 async def test_asking_whether_a_holder_lives_never_signals_it(tmp_path: Path) -> None:
-    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
+    live = subprocess.Popen([sys.executable, "-c", _RECORDER], stdin=PIPE, stdout=PIPE, text=True)
     try:
         carol = Caller("carol", instance="c1", pid=live.pid, host=socket.gethostname())
         async with enforcer_at(tmp_path, CONFIG, ManualClock(START)) as e:
@@ -179,12 +201,39 @@ async def test_asking_whether_a_holder_lives_never_signals_it(tmp_path: Path) ->
             for _ in range(3):
                 with pytest.raises(LeaseHeldError):
                     await e.lease_acquire(BOB, "T1")
-            assert live.poll() is None  # checked with signal 0: still running
+        assert live.poll() is None  # checked with signal 0: still running
+        out, _ = live.communicate(input="", timeout=30)
+        assert out.strip() == "[]"  # and no signal at all reached it
     finally:
-        live.kill()
-        live.wait(timeout=30)
-        assert live.stdin is not None
-        live.stdin.close()
+        if live.poll() is None:
+            live.kill()
+            live.wait(timeout=30)
+
+
+def test_a_process_this_one_may_not_signal_is_alive() -> None:
+    """A holder's process owned by another user cannot be signalled (EPERM), but it exists: its
+    lease is not taken over. As root every process may be signalled, so a child that gave up
+    root asks about pid 1 (init, root's)."""
+    if os.geteuid() != 0:
+        with pytest.raises(PermissionError):
+            os.kill(1, 0)
+        assert pid_alive(1)
+        return
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status only
+        code = 2
+        try:
+            os.setgid(65534)
+            os.setuid(65534)  # nobody
+            try:
+                os.kill(1, 0)
+                code = 3  # not the case under test
+            except PermissionError:
+                code = 0 if pid_alive(1) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 async def test_implicit_and_explicit_grants_say_which_and_what_they_took_over(
@@ -232,3 +281,74 @@ async def test_a_lease_is_over_at_its_expiry_instant(tmp_path: Path) -> None:
             await e.lease_acquire(BOB, "T1")
         clock.advance(1)  # exactly the TTL: expires_at == now, the lease is over
         assert (await e.lease_acquire(BOB, "T1")).holder == "bob/b1"
+
+
+# No gate anywhere: a task reaches DONE by advancing, and DONE's lease row never exists (the
+# move into DONE grants none).
+UNGATED = Config(
+    leases=LeaseConfig(ttl_s=60),
+    gates={p.value: GateConfig(artifacts=[]) for p in ORDER if p is not Phase.DONE},
+)
+
+
+async def test_a_phase_with_no_lease_row_has_nothing_to_renew_or_release_and_is_free(
+    tmp_path: Path,
+) -> None:
+    async with enforcer_at(tmp_path, UNGATED, ManualClock(START)) as e:
+        await e.task_start(ALICE, "t", "T1")
+        while (await e.task_status("T1")).task.phase is not Phase.DONE:
+            await e.phase_advance(ALICE, "T1")
+        rows = await e.store.read(
+            lambda tx: tx.all("SELECT phase FROM leases WHERE task = 'T1' AND phase = 'DONE'")
+        )
+        assert rows == []
+        before = await entries(e)
+        with pytest.raises(LeaseRequiredError) as raised:
+            await e.lease_renew(ALICE, "T1")
+        assert raised.value.code == "LEASE_REQUIRED"
+        assert raised.value.message == "no lease on T1 DONE to renew"
+        assert await e.lease_release(ALICE, "T1") == {
+            "task": "T1",
+            "phase": "DONE",
+            "released": False,
+        }
+        assert await entries(e) == before  # neither wrote anything
+        granted = await e.lease_acquire(BOB, "T1")
+        assert (granted.holder, granted.fencing_token, granted.active) == ("bob/b1", 1, True)
+        (acquired,) = (await entries(e))[len(before) :]
+        assert acquired.type == "lease.acquired" and "takeover" not in acquired.data
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["active", "expired"])
+async def test_a_move_never_takes_the_next_phase_from_another_live_holder(
+    tmp_path: Path, expired: bool
+) -> None:
+    """No tool lets an agent hold a phase the task is not in, but a race between a move and an
+    acquire could leave one: here bob's lease on SPEC is granted through the real lease rules
+    while the task is still in STRATEGIZE. alice's move to SPEC then leaves bob's live lease
+    alone (she gets none); an expired one is hers, with the next token."""
+    clock = ManualClock(START)
+    async with enforcer_at(tmp_path, UNGATED, clock) as e:
+        await e.task_start(ALICE, "t", "T1")
+        await e.leasing.work.transact(
+            BOB, lambda tx, ops: e.leases.acquire(tx, ops, "T1", "SPEC", 600)
+        )
+        if expired:
+            await e.lease_renew(ALICE, "T1", ttl_s=3600)  # alice's own lease outlives bob's
+            clock.advance(601)
+        moved = await e.phase_advance(ALICE, "T1")
+        assert moved.task.phase is Phase.SPEC
+        advanced = [x for x in await entries(e, "T1") if x.type == "phase.advanced"][-1]
+        assert advanced.data["released_token"] == 1
+        status = await e.task_status("T1")
+        assert status.lease is not None
+        if expired:
+            assert advanced.data["lease"]["token"] == 2
+            assert advanced.data["lease"]["implicit"] is True  # granted by the move, not asked
+            assert (status.lease.holder, status.lease.fencing_token) == ("alice/a1", 2)
+        else:
+            assert advanced.data["lease"] is None
+            assert (status.lease.holder, status.lease.fencing_token) == ("bob/b1", 1)
+            with pytest.raises(LeaseHeldError):
+                await e.evidence_put(ALICE, "T1", "notes.md", "- x\n")
+        assert await e.replay_equals_store()

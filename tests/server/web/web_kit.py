@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from server_kit import free_port, running, toml_text, wait_until
+from server_kit import running, toml_text, wait_until
 
 TOKENS = {
     "alice": "alice-admin-token-0123",
@@ -41,10 +40,9 @@ def actors_toml() -> str:
     )
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+# Both commands bind port 0 and print the URL with the port the system gave them:
+# "phasegate: listening on http://127.0.0.1:PORT/mcp" (serve) or "phasegate ui: http://...:PORT/".
+_LISTENING = re.compile(r"phasegate(?:: listening on| ui:) (http://[^/\s]+)/")
 
 
 @dataclass(frozen=True)
@@ -62,22 +60,28 @@ class Site:
 def site(
     tmp_path: Path, sample_project: Path, command: str = "serve", extra_toml: str = ""
 ) -> Iterator[Site]:
-    """`phasegate serve --http` (command "serve") or `phasegate ui` ("ui") on a free port."""
+    """`phasegate serve --http` (command "serve") or `phasegate ui` ("ui") on port 0; the URL
+    is read back from the line the server prints once bound (no port looked up first)."""
     state_dir = tmp_path / "state"
     state_dir.mkdir(exist_ok=True)
     text = toml_text(sample_project, actors_toml() + extra_toml)
     (state_dir / "phasegate.toml").write_text(text)
-    port = free_port()
     cli = [sys.executable, "-m", "server.cli"]
     if command == "serve":
-        argv = [*cli, "serve", "--http", "--port", str(port), "--state-dir", str(state_dir)]
+        argv = [*cli, "serve", "--http", "--port", "0", "--state-dir", str(state_dir)]
     else:
-        argv = [*cli, "ui", "--port", str(port), "--state-dir", str(state_dir)]
+        argv = [*cli, "ui", "--port", "0", "--state-dir", str(state_dir)]
     log = tmp_path / f"{command}.log"
     with running(argv, log) as proc:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30, "the HTTP port")
-        assert proc.poll() is None, log.read_text()
-        yield Site(f"http://127.0.0.1:{port}", state_dir, log)
+        found: list[str] = []
+
+        def listening() -> bool:
+            found.extend(_LISTENING.findall(log.read_text()))
+            return bool(found) or proc.poll() is not None
+
+        wait_until(listening, 30, "the server to print the port it bound")
+        assert proc.poll() is None and found, log.read_text()
+        yield Site(found[0], state_dir, log)
 
 
 def csrf_of(html: str) -> str:
