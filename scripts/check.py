@@ -65,13 +65,11 @@ def coverage_gate() -> int:
 
 
 def mutation_report() -> int:
-    """The CI-sized mutation run, its figures printed per module. It reports survivors without
-    failing CI for now: the second half's targets (install guard, sandbox, policy) landed in the
-    same submission as this step and have had no full run on the merged tree yet."""
-    code = subprocess.call([sys.executable, "scripts/mutation.py", "--set", "ci"], cwd=REPO)
-    if code != 0:
-        print(f"== mutation: exit {code} (survivors or a failed selection; reported, not gating)")
-    return 0
+    """The CI-sized mutation run (`scripts/mutation.py --set ci`), its figures printed per
+    module; a surviving mutant that is not declared equivalent fails CI. The full run over
+    every security-critical module is `python scripts/mutation.py` (README: Tests that catch
+    the bug)."""
+    return subprocess.call([sys.executable, "scripts/mutation.py", "--set", "ci"], cwd=REPO)
 
 
 STEPS: list[Step] = [
