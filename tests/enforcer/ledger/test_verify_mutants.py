@@ -205,3 +205,21 @@ async def test_entries_appended_after_the_newest_checkpoint_verify(tmp_path: Pat
                 await rt.ledger.checkpoint()
     report = verify_state(state)
     assert (report.entries, report.latest_checkpoint_size) == (7, 5)
+
+
+def test_an_entry_with_a_field_beyond_the_required_ones_verifies() -> None:
+    """The schema check asks for the required fields with their types, not for exactly those:
+    a field a later writer adds is hashed and linked like the rest, so it is tamper-evident."""
+    chain = _with_field(3, "trace", "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert verify_rows(iter(chain))[0] == 6
+
+
+@pytest.mark.parametrize("at", [0, 3, 6])
+def test_an_entry_that_is_not_json_is_named_even_with_good_entries_after_it(at: int) -> None:
+    chain = _chain(8)
+    seq, prev, _, _ = chain[at]
+    chain[at] = (seq, prev, leaf_hex(b"not json"), b"not json")
+    with pytest.raises(LedgerFaultError) as caught:
+        verify_rows(iter(chain))
+    assert (caught.value.kind, caught.value.seq) == ("canonical", at)
+    assert "is not ledger JSON" in caught.value.message, caught.value.message
