@@ -181,7 +181,6 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "enforcer/process/gates.py",
         ("tests/enforcer/process/test_gates.py", "tests/enforcer/process/test_gates_mutants.py"),
-        strict=False,
     ),
     # the sandbox, approvals and policy: reported, not yet strict
     Target(
