@@ -304,6 +304,8 @@ async def _checkpoint_ticker(enforcer: Enforcer) -> None:
             return  # logged once by the ledger; nothing will be signed again
         except OSError as e:
             logger.error("periodic checkpoint failed (tried again at the next tick): %s", e)
+        except PhasegateError as e:  # a full disk, a store error: one line, tried again
+            logger.error("periodic work failed (tried again at the next tick): %s", e.message)
         except Exception:
             logger.exception("periodic checkpoint failed")
 
