@@ -7,10 +7,11 @@ The validator (`check.py`) passes when every ``*.md`` file starts with a ``# `` 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+import modules_kit
+from modules_kit import validator
 from server_kit import INSTANCE
 
 from enforcer.config import Config
@@ -23,32 +24,13 @@ MODULE = "skills"
 FIRST_DRAFT = f"{MODULE}-d1"
 ADMIN = Caller("supervisor", role="admin", instance="cli-test")
 
-CHECK_PY = """\
-import pathlib, sys
-bad = [p for p in sorted(pathlib.Path('.').rglob('*.md')) if not p.read_text().startswith('# ')]
-if bad:
-    print('no heading:', bad[0])
-    sys.exit(1)
-print('ok', len(list(pathlib.Path('.').rglob('*.md'))), 'markdown files')
-"""
-
-FILES = {
-    "check.py": CHECK_PY,
-    "SKILL.md": "# Review skill\n\nRead the diff.\nName each risk.\n",
-    "prompts/review.md": "# Review prompt\n\nBe brief.\n",
-}
-
-
-def validator() -> list[str]:
-    return [sys.executable, "check.py"]
+# The module tree of the enforcer's module tests, without its shell script (the MCP tests
+# count and diff these files).
+FILES = {path: text for path, text in modules_kit.FILES.items() if path != "tools/run.sh"}
 
 
 def make_module_dir(root: Path, files: dict[str, str] | None = None) -> Path:
-    for rel, text in (files or FILES).items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+    return modules_kit.make_module_dir(root, files or FILES)
 
 
 async def register(state_dir: Path, root: Path, config: Config | None = None) -> dict[str, Any]:
