@@ -120,6 +120,22 @@ async def enforcer_at(
         yield Enforcer(rt)
 
 
+@contextlib.asynccontextmanager
+async def servers(
+    state: Path, url: str | None, count: int, clock: Clock, config: Config
+) -> AsyncIterator[list[Enforcer]]:
+    """`count` enforcers, each on its own store, over one database and state directory: as
+    several `phasegate serve` processes are (the store contract tests)."""
+    async with contextlib.AsyncExitStack() as stack:
+        out = []
+        for _ in range(count):
+            rt = await stack.enter_async_context(
+                open_runtime(state, config=config, clock=clock, store_url=url)
+            )
+            out.append(Enforcer(rt))
+        yield out
+
+
 async def entries(e: Enforcer, task: str | None = None) -> list[LedgerEntry]:
     """Every ledger entry (of one task when given), in seq order."""
     if task is None:

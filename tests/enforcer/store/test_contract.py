@@ -30,6 +30,9 @@ from phasegate_testkit import (
     verify_config,
     write_sample_project,
 )
+from phasegate_testkit import (
+    servers as kit_servers,
+)
 
 from enforcer.clock import ManualClock
 from enforcer.config import Config, LeaseConfig
@@ -48,19 +51,11 @@ TTL = 60
 CONFIG = Config(leases=LeaseConfig(ttl_s=TTL))
 
 
-@contextlib.asynccontextmanager
-async def servers(
+def servers(
     state: Path, url: str | None, count: int, clock: ManualClock, config: Config = CONFIG
-) -> AsyncIterator[list[Enforcer]]:
-    """`count` enforcers, each on its own store, over one database and state directory."""
-    async with contextlib.AsyncExitStack() as stack:
-        out = []
-        for _ in range(count):
-            rt = await stack.enter_async_context(
-                open_runtime(state, config=config, clock=clock, store_url=url)
-            )
-            out.append(Enforcer(rt))
-        yield out
+) -> contextlib.AbstractAsyncContextManager[list[Enforcer]]:
+    """`count` enforcers over one database and state directory, sharing `clock`."""
+    return kit_servers(state, url, count, clock, config)
 
 
 @contextlib.asynccontextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 import pytest
 from modules_kit import ADMIN, ME, make_module_dir, validator
 from phasegate_testkit import NO_GATES, entries
+from phasegate_testkit import servers as kit_servers
 
 from enforcer.clock import ManualClock
 from enforcer.config import Config
 from enforcer.errors import PhasegateError
 from enforcer.integrity import check_integrity
-from enforcer.runtime import open_runtime
 from enforcer.service import Enforcer
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -34,18 +33,11 @@ CONFIG = Config(gates=NO_GATES)
 MODULE = "skills"
 
 
-@contextlib.asynccontextmanager
-async def servers(state: Path, url: str | None, count: int) -> AsyncIterator[list[Enforcer]]:
-    """`count` enforcers, each on its own store, over one database and state directory."""
-    clock = ManualClock(START)
-    async with contextlib.AsyncExitStack() as stack:
-        out = []
-        for _ in range(count):
-            rt = await stack.enter_async_context(
-                open_runtime(state, config=CONFIG, clock=clock, store_url=url)
-            )
-            out.append(Enforcer(rt))
-        yield out
+def servers(
+    state: Path, url: str | None, count: int
+) -> contextlib.AbstractAsyncContextManager[list[Enforcer]]:
+    """`count` enforcers over one database and state directory, sharing one clock."""
+    return kit_servers(state, url, count, ManualClock(START), CONFIG)
 
 
 async def registered(e: Enforcer, tmp_path: Path) -> Path:
