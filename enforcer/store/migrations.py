@@ -27,7 +27,15 @@ from typing import Literal
 
 from ..errors import StoreError
 
-__all__ = ["MIGRATIONS", "Dialect", "Migration", "MigrationLike", "migrate", "statements"]
+__all__ = [
+    "MIGRATIONS",
+    "Dialect",
+    "Migration",
+    "MigrationLike",
+    "migrate",
+    "pending",
+    "statements",
+]
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -106,20 +114,31 @@ def _postgres_ddl(statement: str) -> str:
     return _PG_TYPE.sub(lambda m: _PG_TYPES[m.group(1)], statement)
 
 
+def pending(
+    current: int, migrations: Sequence[MigrationLike], dialect: Dialect
+) -> list[tuple[int, list[str]]]:
+    """The migrations after schema version `current`, each as (version, its statements in
+    `dialect`); a database newer than this code is refused. Each store applies them in its own
+    locked transaction."""
+    if current > len(migrations):
+        raise StoreError(
+            f"database schema version {current} is newer than this phasegate "
+            f"({len(migrations)}); upgrade phasegate"
+        )
+    return [
+        (version, statements(migrations[version - 1], dialect))
+        for version in range(current + 1, len(migrations) + 1)
+    ]
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[MigrationLike]) -> int:
     """Apply pending migrations; safe when several processes open a fresh file at once."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0] or 0)
-        if current > len(migrations):
-            raise StoreError(
-                f"database schema version {current} is newer than this phasegate "
-                f"({len(migrations)}); upgrade phasegate"
-            )
-        for version in range(current + 1, len(migrations) + 1):
-            for statement in statements(migrations[version - 1], "sqlite"):
+        for version, sql in pending(int(row[0] or 0), migrations, "sqlite"):
+            for statement in sql:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         conn.execute("COMMIT")

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from ..errors import StoreError
-from .migrations import MigrationLike, statements
+from .migrations import MigrationLike, pending
 from .protocol import CHAIN_APPEND_SQL, CHAIN_HEAD_SQL, Row, Tx
 
 __all__ = ["PgTx", "connect", "lock_key", "migrate_postgres", "redact", "translate"]
@@ -177,13 +177,8 @@ def migrate_postgres(
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY)")
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         current = int((row[0] if row else None) or 0)
-        if current > len(migrations):
-            raise StoreError(
-                f"database schema version {current} is newer than this phasegate "
-                f"({len(migrations)}); upgrade phasegate"
-            )
-        for version in range(current + 1, len(migrations) + 1):
-            for statement in statements(migrations[version - 1], "postgres"):
+        for version, sql in pending(current, migrations, "postgres"):
+            for statement in sql:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
         conn.execute("COMMIT")
